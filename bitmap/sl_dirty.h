@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sl_dirty.h — dirty-log sources: one interface over every way a VMM learns
+ * which guest pages were written (KVM bitmap, KVM dirty ring, userfaultfd-WP
+ * + PAGEMAP_SCAN, VFIO type1, VFIO device DMA logging, iommufd, synthetic,
+ * trace replay).
+ *
+ * A source instance tracks ONE region of `npages` pages (page 0 = the
+ * region's first page). The engine owns a bitmap per region and calls
+ * sl_dirty_sync() once per iteration; the source ORs the pages written since
+ * the previous sync into that bitmap (bit n of word w = page w*64+n).
+ *
+ * Clear-before-copy: sources with SL_DIRTY_CAP_MANUAL_CLEAR (KVM bitmap with
+ * MANUAL_PROTECT2) do NOT re-arm tracking in sync(); the engine calls
+ * sl_dirty_clear() on 64-page-aligned chunks just before it reads those pages
+ * for sending. Other sources re-arm inside sync() (fetch-and-clear) and their
+ * clear() returns 0 without effect.
+ *
+ * Threading: one thread at a time per source (the engine's iteration
+ * thread), except sl_dirty_kvm_ring_drain(), which a vCPU thread may call.
+ * Errors: negative errno; sl_dirty_last_error() has the text. A source that
+ * cannot work on this kernel fails in start() and says why — it never
+ * silently reports nothing.
+ */
+#ifndef SL_DIRTY_H
+#define SL_DIRTY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sl_common.h"
+#include "sl_sys.h"
+
+struct sl_dirty_source;
+
+enum sl_dirty_kind {
+	SL_DIRTY_KVM_BITMAP,
+	SL_DIRTY_KVM_RING,
+	SL_DIRTY_UFFD_WP,
+	SL_DIRTY_VFIO_TYPE1,
+	SL_DIRTY_VFIO_DMA_LOG,
+	SL_DIRTY_IOMMUFD,
+	SL_DIRTY_SYNTHETIC,
+	SL_DIRTY_TRACE,
+};
+
+/* Capability bits returned by sl_dirty_caps(). */
+#define SL_DIRTY_CAP_MANUAL_CLEAR (1u << 0) /* engine must call clear() before copying */
+#define SL_DIRTY_CAP_SIMULATED (1u << 1)    /* not a kernel log: synthetic or replay */
+#define SL_DIRTY_CAP_RANGES (1u << 2)       /* kernel returns coalesced ranges (PAGEMAP_SCAN) */
+
+struct sl_dirty_counters {
+	uint64_t syncs;        /* sync() calls that succeeded */
+	uint64_t sync_ns;      /* total time inside sync() */
+	uint64_t pages_found;  /* pages reported dirty, summed over syncs */
+	uint64_t last_pages;   /* pages reported by the last sync */
+	uint64_t clear_calls;  /* kernel clear operations issued */
+	uint64_t clear_ns;     /* total time inside clear() */
+};
+
+/* Operations table every source implements (see sl_dirty_internal.h). */
+struct sl_dirty_ops {
+	const char *name; /* "kvm-bitmap", "uffd-wp", ... */
+	int (*start)(struct sl_dirty_source *src);
+	int (*sync)(struct sl_dirty_source *src, uint64_t *bitmap);
+	int (*clear)(struct sl_dirty_source *src, uint64_t first, uint64_t npages);
+	int (*stop)(struct sl_dirty_source *src);
+	void (*destroy)(struct sl_dirty_source *src);
+};
+
+/* ---- generic calls ---------------------------------------------------- */
+
+/* Starts tracking: from here on every write is caught. */
+int sl_dirty_start(struct sl_dirty_source *src);
+/* ORs pages written since the last sync (or start) into bitmap, which has
+ * room for the region's npages. Returns the number of pages newly reported
+ * by this sync (>= 0) or negative errno. */
+int64_t sl_dirty_sync(struct sl_dirty_source *src, uint64_t *bitmap);
+/* Re-arms tracking for [first, first+npages) (region-relative). For manual
+ * sources first must be a multiple of 64 and npages too, unless the range
+ * ends at the region's end. */
+int sl_dirty_clear(struct sl_dirty_source *src, uint64_t first, uint64_t npages);
+int sl_dirty_stop(struct sl_dirty_source *src);
+void sl_dirty_free(struct sl_dirty_source **src);
+
+enum sl_dirty_kind sl_dirty_kind(const struct sl_dirty_source *src);
+const char *sl_dirty_name(const struct sl_dirty_source *src);
+unsigned sl_dirty_caps(const struct sl_dirty_source *src);
+uint64_t sl_dirty_npages(const struct sl_dirty_source *src);
+void sl_dirty_get_counters(const struct sl_dirty_source *src, struct sl_dirty_counters *out);
+const char *sl_dirty_last_error(const struct sl_dirty_source *src);
+
+/* ---- constructors: each validates its config, returns 0 or -errno ---------
+ * `sys` may be NULL for the real kernel. Configs start with a size field so
+ * they can grow: set it to sizeof(struct ...). */
+
+struct sl_dirty_kvm_bitmap_config {
+	size_t size;
+	const struct sl_sys *sys;
+	int vm_fd;
+	uint32_t slot;        /* KVM memslot id (as_id << 16 | id) */
+	uint64_t npages;      /* pages in the slot */
+	bool manual_protect;  /* use KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (enabled by the VMM) */
+};
+int sl_dirty_kvm_bitmap_new(const struct sl_dirty_kvm_bitmap_config *cfg,
+			    struct sl_dirty_source **out, struct sl_errbuf *eb);
+
+/* The dirty ring is per VM (one ring per vCPU, all slots). A shared ring
+ * object is harvested once and dispatched to the per-slot sources. */
+struct sl_kvm_ring;
+struct sl_kvm_ring_config {
+	size_t size;
+	const struct sl_sys *sys;
+	int vm_fd;
+	unsigned nvcpus;
+	const int *vcpu_fds;    /* nvcpus fds */
+	uint32_t ring_entries;  /* as enabled with KVM_CAP_DIRTY_LOG_RING(_ACQ_REL) */
+	long page_size;         /* host page size (ring mmap offset = 64 * page_size) */
+};
+int sl_kvm_ring_new(const struct sl_kvm_ring_config *cfg, struct sl_kvm_ring **out,
+		    struct sl_errbuf *eb);
+void sl_kvm_ring_free(struct sl_kvm_ring **ring);
+/* Drains one vCPU's ring (vCPU thread, after KVM_EXIT_DIRTY_RING_FULL or
+ * before stopping): harvested entries are kept for the next sync. Returns
+ * entries harvested or -errno. */
+int sl_dirty_kvm_ring_drain(struct sl_kvm_ring *ring, unsigned vcpu);
+
+struct sl_dirty_kvm_ring_config {
+	size_t size;
+	struct sl_kvm_ring *ring; /* shared; must outlive the source */
+	uint32_t slot;
+	uint64_t npages;
+};
+int sl_dirty_kvm_ring_new(const struct sl_dirty_kvm_ring_config *cfg,
+			  struct sl_dirty_source **out, struct sl_errbuf *eb);
+
+struct sl_dirty_uffd_config {
+	size_t size;
+	const struct sl_sys *sys;
+	void *addr;      /* page-aligned start of the tracked memory (this process) */
+	uint64_t npages;
+	long page_size;  /* 0 = sysconf */
+};
+int sl_dirty_uffd_new(const struct sl_dirty_uffd_config *cfg,
+		      struct sl_dirty_source **out, struct sl_errbuf *eb);
+/* Probes userfaultfd WP_ASYNC + PAGEMAP_SCAN on this kernel: 0 or -errno with why. */
+int sl_dirty_uffd_probe(struct sl_errbuf *eb);
+
+struct sl_dirty_vfio_type1_config {
+	size_t size;
+	const struct sl_sys *sys;
+	int container_fd;
+	uint64_t iova;
+	uint64_t npages;
+	uint64_t pgsize;
+};
+int sl_dirty_vfio_type1_new(const struct sl_dirty_vfio_type1_config *cfg,
+			    struct sl_dirty_source **out, struct sl_errbuf *eb);
+
+struct sl_dirty_vfio_dma_log_config {
+	size_t size;
+	const struct sl_sys *sys;
+	int device_fd;
+	uint64_t iova;
+	uint64_t npages;
+	uint64_t page_size;
+};
+int sl_dirty_vfio_dma_log_new(const struct sl_dirty_vfio_dma_log_config *cfg,
+			      struct sl_dirty_source **out, struct sl_errbuf *eb);
+
+struct sl_dirty_iommufd_config {
+	size_t size;
+	const struct sl_sys *sys;
+	int iommufd;
+	uint32_t hwpt_id;
+	uint64_t iova;
+	uint64_t npages;
+	uint64_t page_size;
+};
+int sl_dirty_iommufd_new(const struct sl_dirty_iommufd_config *cfg,
+			 struct sl_dirty_source **out, struct sl_errbuf *eb);
+
+enum sl_synth_pattern {
+	SL_SYNTH_SEQUENTIAL, /* sweeps the working set in order, wrapping */
+	SL_SYNTH_UNIFORM,    /* uniform random pages of the working set */
+	SL_SYNTH_HOTCOLD,    /* hot_pct % of writes to hot_frac % of pages */
+	SL_SYNTH_ZIPF,       /* Zipf(s) over the working set */
+};
+struct sl_dirty_synthetic_config {
+	size_t size;
+	uint64_t npages;
+	uint64_t wss_first;     /* working set: [wss_first, wss_first + wss_pages) */
+	uint64_t wss_pages;
+	double pages_per_sec;   /* page writes per simulated second (a write may hit a dirty page) */
+	enum sl_synth_pattern pattern;
+	double hot_frac;        /* HOTCOLD: fraction of the working set that is hot (0.1) */
+	double hot_share;       /* HOTCOLD: fraction of writes going to hot pages (0.9) */
+	double zipf_s;          /* ZIPF exponent (1.0) */
+	uint64_t seed;
+	/* Simulated clock: NULL = real monotonic time; else called for "now" in ns. */
+	uint64_t (*clock_ns)(void *ctx);
+	void *clock_ctx;
+};
+int sl_dirty_synthetic_new(const struct sl_dirty_synthetic_config *cfg,
+			   struct sl_dirty_source **out, struct sl_errbuf *eb);
+
+/* Trace record/replay (file format: docs/dirty-sources.md). */
+struct sl_trace_writer;
+int sl_trace_writer_open(const char *path, struct sl_trace_writer **out, struct sl_errbuf *eb);
+/* Records one sync's result for region_id (the bitmap after the source's OR,
+ * only the bits it added: pass the delta). */
+int sl_trace_writer_add(struct sl_trace_writer *w, uint64_t t_ns, uint32_t region_id,
+			const uint64_t *bitmap, uint64_t npages);
+int sl_trace_writer_close(struct sl_trace_writer **w);
+/* Wraps any source: every sync is also written to the trace. */
+int sl_dirty_recording_new(struct sl_dirty_source *inner, struct sl_trace_writer *w,
+			   uint32_t region_id, struct sl_dirty_source **out, struct sl_errbuf *eb);
+
+struct sl_dirty_trace_config {
+	size_t size;
+	const char *path;
+	uint32_t region_id;
+	bool loop; /* wrap to the first sync at the end */
+};
+int sl_dirty_trace_new(const struct sl_dirty_trace_config *cfg,
+		       struct sl_dirty_source **out, struct sl_errbuf *eb);
+
+#endif /* SL_DIRTY_H */
