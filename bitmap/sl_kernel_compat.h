@@ -103,6 +103,17 @@ struct vfio_device_feature_mig_data_size {
 #define VFIO_DEVICE_FEATURE_MIG_DATA_SIZE 9
 #endif
 
+/* iommufd-bound VFIO cdev (6.6+). */
+#ifndef VFIO_DEVICE_BIND_IOMMUFD
+struct vfio_device_bind_iommufd {
+	__u32 argsz;
+	__u32 flags;
+	__s32 iommufd;
+	__u32 out_devid;
+};
+#define VFIO_DEVICE_BIND_IOMMUFD _IO(VFIO_TYPE, VFIO_BASE + 18)
+#endif
+
 /* ---- iommufd (6.2+; dirty tracking 6.7+) -------------------------------- */
 #ifndef IOMMUFD_TYPE
 #define IOMMUFD_TYPE (';')

@@ -1,0 +1,862 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * devsim.c — the SIMULATED VFIO migration device. It exists because no VFIO
+ * migration hardware is available here: a thread implements the v2 device
+ * semantics over a REAL data fd (a pipe), so the engine's data path, state
+ * machine and recovery run exactly as they would against a driver.
+ *
+ * Device model: state_bytes of state in chunks. While running, the device
+ * rewrites dirty_rate bytes/s of the first precopy_bytes (the part it lets
+ * migrate early) and DMA-writes dma_rate bytes/s into guest RAM. The saving
+ * stream is a sequence of records:
+ *   {u32 magic, u32 type, u64 offset, u32 len, u32 0} + payload
+ *   type DATA: len bytes of state at offset;
+ *   type END:  offset = state_bytes, payload = XXH64 of every stream byte
+ *              before this record.
+ * PRE_COPY emits never-sent precopy chunks first (initial_bytes), then chunks
+ * dirtied after sending (dirty_bytes). STOP_COPY emits every chunk not yet
+ * sent or dirtied since, then END, then closes its end (read() returns 0).
+ * RESUMING parses the stream into the state; leaving RESUMING fails (device
+ * -> ERROR) unless END arrived, its hash matches and every chunk was loaded.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "sl_kernel_compat.h"
+#include "sl_vfio.h"
+
+#define REC_MAGIC 0x56444c53u /* "SLDV" */
+#define REC_DATA 1u
+#define REC_END 2u
+#define REC_HDR 24u
+
+enum mode { M_NONE, M_SAVE, M_LOAD, M_DRAIN };
+
+struct devsim {
+	struct sl_vfio_backend be;
+	struct sl_devsim_config cfg;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool thread_started;
+	int kick_fd; /* eventfd: wakes the thread out of poll() */
+	bool quit;
+	uint64_t cmd_seq, ack_seq;
+
+	enum sl_vfio_state state;
+	enum mode mode;
+	uint8_t *mem; /* device state */
+	uint64_t nchunks, pre_chunks, chunk;
+	uint8_t *sent, *dirty, *loaded; /* one byte per chunk */
+	uint64_t rng;
+	uint64_t last_ns, dirt_carry, dma_carry, mutations;
+
+	/* saving session */
+	int wfd;           /* our end of the data pipe */
+	int rfd_peer;      /* caller's end, for FIONREAD (not owned) */
+	uint64_t written;  /* stream bytes written to the pipe */
+	uint64_t init_total; /* stream bytes of initial data (from session start) */
+	uint64_t scan_pos;
+	bool end_built, corrupt_done;
+	XXH64_state_t *hs;
+	uint8_t *out;
+	size_t out_len, out_off;
+
+	/* resuming session */
+	int rfd;
+	uint8_t hdr[REC_HDR];
+	size_t hdr_fill;
+	uint32_t cur_type, cur_len;
+	uint64_t cur_off, cur_done;
+	uint8_t end_hash[8];
+	bool end_seen, load_bad;
+	char load_err[96];
+	XXH64_state_t *ls;
+	uint8_t *inbuf;
+
+	/* DMA logging */
+	bool dma_logging;
+	uint64_t dma_page;
+	uint64_t *dma_bits;
+	struct sl_sys sys;
+};
+
+static struct devsim *to_sim(struct sl_vfio_backend *be)
+{
+	return (struct devsim *)be;
+}
+
+static uint64_t rnd(struct devsim *s)
+{
+	/* xorshift64*: cheap, deterministic per seed. */
+	s->rng ^= s->rng >> 12;
+	s->rng ^= s->rng << 25;
+	s->rng ^= s->rng >> 27;
+	return s->rng * 0x2545F4914F6CDD1DULL;
+}
+
+static bool running(enum sl_vfio_state st)
+{
+	return st == SL_VFIO_RUNNING || st == SL_VFIO_PRE_COPY || st == SL_VFIO_RUNNING_P2P ||
+	       st == SL_VFIO_PRE_COPY_P2P;
+}
+
+static void kick(struct devsim *s)
+{
+	uint64_t one = 1;
+
+	if (write(s->kick_fd, &one, sizeof(one)) < 0) {
+		/* eventfd counter saturated: the thread is being woken anyway */
+	}
+	pthread_cond_broadcast(&s->cond);
+}
+
+/* Applies the device's own activity since the last call (lock held). */
+static void advance(struct devsim *s)
+{
+	uint64_t now = sl_now_ns(), dt = now - s->last_ns;
+
+	s->last_ns = now;
+	if (!running(s->state))
+		return;
+	if (s->cfg.dirty_rate && s->pre_chunks) {
+		s->dirt_carry += (uint64_t)((double)s->cfg.dirty_rate * (double)dt / 1e9);
+		while (s->dirt_carry >= s->chunk) {
+			uint64_t c = rnd(s) % s->pre_chunks;
+			uint64_t len = SL_MIN(s->chunk, s->cfg.state_bytes - c * s->chunk);
+			uint64_t off = c * s->chunk + (rnd(s) % (len / 8 ? len / 8 : 1)) * 8;
+
+			if (off + 8 <= s->cfg.state_bytes) {
+				uint64_t v;
+				memcpy(&v, s->mem + off, 8);
+				v ^= rnd(s) | 1;
+				memcpy(s->mem + off, &v, 8);
+			}
+			if (s->sent[c])
+				s->dirty[c] = 1;
+			s->dirt_carry -= s->chunk;
+			s->mutations++;
+		}
+	}
+	if (s->cfg.dma_rate && s->cfg.guest_ram && s->cfg.guest_bytes >= 4096) {
+		s->dma_carry += (uint64_t)((double)s->cfg.dma_rate * (double)dt / 1e9);
+		while (s->dma_carry >= 4096) {
+			uint64_t page = rnd(s) % (s->cfg.guest_bytes / 4096);
+			uint8_t *p = (uint8_t *)s->cfg.guest_ram + page * 4096;
+
+			p[rnd(s) % 4096]++;
+			if (s->dma_logging) {
+				uint64_t bit = page * 4096 / s->dma_page;
+				s->dma_bits[bit / 64] |= 1ull << (bit % 64);
+			}
+			s->dma_carry -= 4096;
+		}
+	}
+}
+
+static uint64_t chunk_len(struct devsim *s, uint64_t c)
+{
+	return SL_MIN(s->chunk, s->cfg.state_bytes - c * s->chunk);
+}
+
+static void put_rec(struct devsim *s, uint32_t type, uint64_t off, const void *p, uint32_t len)
+{
+	uint8_t *o = s->out;
+	uint32_t magic = REC_MAGIC, zero = 0;
+
+	memcpy(o, &magic, 4);
+	memcpy(o + 4, &type, 4);
+	memcpy(o + 8, &off, 8);
+	memcpy(o + 16, &len, 4);
+	memcpy(o + 20, &zero, 4);
+	memcpy(o + REC_HDR, p, len);
+	s->out_len = REC_HDR + len;
+	s->out_off = 0;
+}
+
+/* Builds the next record into s->out (lock held). false: nothing to send now. */
+static bool build_next(struct devsim *s)
+{
+	bool stopcopy = s->state == SL_VFIO_STOP_COPY;
+	uint64_t limit = stopcopy ? s->nchunks : s->pre_chunks;
+
+	if (s->end_built)
+		return false;
+	/* Initial (never sent) chunks first, in order. */
+	for (; s->scan_pos < limit; s->scan_pos++) {
+		uint64_t c = s->scan_pos;
+		if (!s->sent[c]) {
+			put_rec(s, REC_DATA, c * s->chunk, s->mem + c * s->chunk,
+				(uint32_t)chunk_len(s, c));
+			s->sent[c] = 1;
+			s->dirty[c] = 0;
+			s->scan_pos++;
+			goto built;
+		}
+	}
+	for (uint64_t c = 0; c < limit; c++) {
+		if (s->dirty[c]) {
+			put_rec(s, REC_DATA, c * s->chunk, s->mem + c * s->chunk,
+				(uint32_t)chunk_len(s, c));
+			s->dirty[c] = 0;
+			goto built;
+		}
+	}
+	if (!stopcopy)
+		return false;
+	{
+		uint64_t h = XXH64_digest(s->hs);
+		put_rec(s, REC_END, s->cfg.state_bytes, &h, 8);
+		s->end_built = true;
+	}
+built:
+	if (!s->end_built) {
+		XXH64_update(s->hs, s->out, s->out_len);
+		/* Test hook: the bytes differ from what the checksum covers. */
+		if (s->cfg.corrupt_stream && !s->corrupt_done) {
+			s->out[REC_HDR] ^= 0x5a;
+			s->corrupt_done = true;
+		}
+	}
+	return true;
+}
+
+/* ---- resume-side parser ---------------------------------------------------- */
+
+static void load_fail(struct devsim *s, const char *why)
+{
+	if (!s->load_bad)
+		snprintf(s->load_err, sizeof(s->load_err), "%s", why);
+	s->load_bad = true;
+}
+
+static void parse(struct devsim *s, const uint8_t *p, size_t n)
+{
+	while (n && !s->load_bad) {
+		if (s->hdr_fill < REC_HDR) {
+			size_t k = SL_MIN(n, REC_HDR - s->hdr_fill);
+			uint32_t magic;
+
+			memcpy(s->hdr + s->hdr_fill, p, k);
+			s->hdr_fill += k;
+			p += k;
+			n -= k;
+			if (s->hdr_fill < REC_HDR)
+				return;
+			if (s->end_seen)
+				return load_fail(s, "data after the end record");
+			memcpy(&magic, s->hdr, 4);
+			memcpy(&s->cur_type, s->hdr + 4, 4);
+			memcpy(&s->cur_off, s->hdr + 8, 8);
+			memcpy(&s->cur_len, s->hdr + 16, 4);
+			s->cur_done = 0;
+			if (magic != REC_MAGIC)
+				return load_fail(s, "bad record magic");
+			if (s->cur_type == REC_DATA) {
+				if (s->cur_off % s->chunk || s->cur_len == 0 ||
+				    s->cur_off + s->cur_len > s->cfg.state_bytes ||
+				    s->cur_len != chunk_len(s, s->cur_off / s->chunk))
+					return load_fail(s, "record outside the device state");
+				XXH64_update(s->ls, s->hdr, REC_HDR);
+			} else if (s->cur_type == REC_END) {
+				if (s->cur_len != 8 || s->cur_off != s->cfg.state_bytes)
+					return load_fail(s, "bad end record");
+			} else {
+				return load_fail(s, "unknown record type");
+			}
+			continue;
+		}
+		size_t k = SL_MIN(n, (size_t)(s->cur_len - s->cur_done));
+		if (s->cur_type == REC_DATA) {
+			memcpy(s->mem + s->cur_off + s->cur_done, p, k);
+			XXH64_update(s->ls, p, k);
+		} else {
+			memcpy(s->end_hash + s->cur_done, p, k);
+		}
+		s->cur_done += k;
+		p += k;
+		n -= k;
+		if (s->cur_done == s->cur_len) {
+			if (s->cur_type == REC_DATA) {
+				s->loaded[s->cur_off / s->chunk] = 1;
+			} else {
+				uint64_t want, got = XXH64_digest(s->ls);
+				memcpy(&want, s->end_hash, 8);
+				if (want != got)
+					return load_fail(s, "stream checksum mismatch");
+				s->end_seen = true;
+			}
+			s->hdr_fill = 0;
+		}
+	}
+}
+
+/* ---- the device thread ------------------------------------------------------ */
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void wait_io(struct devsim *s, int fd, short ev)
+{
+	struct pollfd p[2] = { { .fd = fd, .events = ev }, { .fd = s->kick_fd, .events = POLLIN } };
+	uint64_t v;
+
+	if (poll(p, 2, 50) > 0 && (p[1].revents & POLLIN)) {
+		if (read(s->kick_fd, &v, sizeof(v)) < 0) {
+			/* nothing to drain */
+		}
+	}
+}
+
+static void *sim_thread(void *arg)
+{
+	struct devsim *s = arg;
+	sigset_t set;
+
+	/* A reader that closed its end must give EPIPE here, not kill the
+	 * process: SIGPIPE is thread-directed, so blocking it here suffices. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->quit) {
+		if (s->ack_seq != s->cmd_seq) {
+			/* A state change is waiting: settle at this record boundary. */
+			if (s->mode == M_DRAIN) {
+				ssize_t n;
+				while ((n = read(s->rfd, s->inbuf, 1 << 18)) > 0)
+					parse(s, s->inbuf, (size_t)n);
+				s->mode = M_NONE;
+			}
+			if (s->mode != M_SAVE)
+				close_fd(&s->wfd);
+			if (s->mode != M_LOAD)
+				close_fd(&s->rfd);
+			s->ack_seq = s->cmd_seq;
+			pthread_cond_broadcast(&s->cond);
+		}
+		advance(s);
+		if (s->mode == M_SAVE && s->wfd >= 0) {
+			if (s->out_off == s->out_len && !build_next(s)) {
+				if (s->end_built) {
+					close_fd(&s->wfd); /* reader sees the permanent end */
+					continue;
+				}
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_nsec += 5 * 1000 * 1000;
+				if (ts.tv_nsec >= 1000000000) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000;
+				}
+				pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+				continue;
+			}
+			int fd = s->wfd;
+			pthread_mutex_unlock(&s->lock);
+			ssize_t n = write(fd, s->out + s->out_off, s->out_len - s->out_off);
+			if (n < 0 && errno == EAGAIN)
+				wait_io(s, fd, POLLOUT);
+			pthread_mutex_lock(&s->lock);
+			if (n > 0) {
+				s->out_off += (size_t)n;
+				s->written += (uint64_t)n;
+			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+				close_fd(&s->wfd); /* reader went away (EPIPE) */
+			}
+		} else if (s->mode == M_LOAD && s->rfd >= 0) {
+			int fd = s->rfd;
+			pthread_mutex_unlock(&s->lock);
+			ssize_t n = read(fd, s->inbuf, 1 << 18);
+			if (n < 0 && errno == EAGAIN)
+				wait_io(s, fd, POLLIN);
+			pthread_mutex_lock(&s->lock);
+			if (n > 0)
+				parse(s, s->inbuf, (size_t)n);
+			else if (n == 0)
+				wait_io(s, -1, 0); /* writer closed; wait for the state change */
+		} else {
+			pthread_cond_wait(&s->cond, &s->lock);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* Caller side: asks the thread to settle and waits (lock held). */
+static void sync_thread(struct devsim *s)
+{
+	uint64_t want = ++s->cmd_seq;
+
+	kick(s);
+	while (s->ack_seq < want)
+		pthread_cond_wait(&s->cond, &s->lock);
+}
+
+static int open_pipe(struct devsim *s, int *caller_end, bool for_save)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	/* A bigger pipe = fewer wakeups; not fatal when the limit refuses it. */
+	(void)fcntl(p[0], F_SETPIPE_SZ, 1 << 20);
+	if (for_save) {
+		s->wfd = p[1];
+		s->rfd_peer = p[0];
+		*caller_end = p[0];
+	} else {
+		s->rfd = p[0];
+		*caller_end = p[1];
+	}
+	return 0;
+}
+
+static void start_save(struct devsim *s)
+{
+	s->written = 0;
+	s->scan_pos = 0;
+	s->end_built = false;
+	s->corrupt_done = false;
+	s->out_len = s->out_off = 0;
+	memset(s->sent, 0, s->nchunks);
+	memset(s->dirty, 0, s->nchunks);
+	XXH64_reset(s->hs, 0);
+}
+
+static int sim_set_state(struct sl_vfio_backend *be, enum sl_vfio_state to, int *data_fd)
+{
+	struct devsim *s = to_sim(be);
+	enum sl_vfio_state from;
+	int ret = 0;
+
+	*data_fd = -1;
+	pthread_mutex_lock(&s->lock);
+	from = s->state;
+	advance(s);
+	if (!sl_vfio_arc_valid(from, to, be->caps)) {
+		ret = sl_err(&be->err, -EINVAL, "%s: %s->%s is not a single arc", be->name,
+			     sl_vfio_state_name(from), sl_vfio_state_name(to));
+		goto out;
+	}
+	if (s->cfg.fail_from != s->cfg.fail_to && from == s->cfg.fail_from &&
+	    to == s->cfg.fail_to) {
+		if (s->cfg.fail_to_error) {
+			s->state = SL_VFIO_ERROR;
+			s->mode = M_NONE;
+			sync_thread(s);
+		}
+		ret = sl_err(&be->err, -EIO, "%s: injected failure on %s->%s", be->name,
+			     sl_vfio_state_name(from), sl_vfio_state_name(to));
+		goto out;
+	}
+	if ((from == SL_VFIO_RUNNING && to == SL_VFIO_PRE_COPY) ||
+	    (from == SL_VFIO_RUNNING_P2P && to == SL_VFIO_PRE_COPY_P2P) ||
+	    (from == SL_VFIO_STOP && to == SL_VFIO_STOP_COPY)) {
+		s->mode = M_NONE;
+		sync_thread(s); /* closes any previous session */
+		start_save(s);
+		ret = open_pipe(s, data_fd, true);
+		if (ret < 0)
+			goto out;
+		s->init_total = 0;
+		if (to != SL_VFIO_STOP_COPY) {
+			for (uint64_t c = 0; c < s->pre_chunks; c++)
+				s->init_total += REC_HDR + chunk_len(s, c);
+		}
+		s->state = to;
+		s->mode = M_SAVE;
+		sync_thread(s);
+	} else if (from == SL_VFIO_STOP && to == SL_VFIO_RESUMING) {
+		s->mode = M_NONE;
+		sync_thread(s);
+		s->hdr_fill = 0;
+		s->end_seen = s->load_bad = false;
+		s->load_err[0] = 0;
+		memset(s->loaded, 0, s->nchunks);
+		XXH64_reset(s->ls, 0);
+		ret = open_pipe(s, data_fd, false);
+		if (ret < 0)
+			goto out;
+		s->state = to;
+		s->mode = M_LOAD;
+		sync_thread(s);
+	} else if (from == SL_VFIO_RESUMING) {
+		/* Leaving RESUMING: take in everything written, then validate. */
+		s->mode = M_DRAIN;
+		sync_thread(s);
+		if (!s->load_bad && !s->end_seen)
+			load_fail(s, "stream ended before its end record");
+		for (uint64_t c = 0; !s->load_bad && c < s->nchunks; c++)
+			if (!s->loaded[c])
+				load_fail(s, "stream did not cover the whole state");
+		if (s->load_bad) {
+			s->state = SL_VFIO_ERROR;
+			ret = sl_err(&be->err, -EIO, "%s: device rejected the state: %s", be->name,
+				     s->load_err);
+			goto out;
+		}
+		s->state = to;
+	} else {
+		s->state = to;
+		if (!sl_vfio_state_saving(to)) {
+			s->mode = M_NONE;
+			sync_thread(s);
+		} else {
+			kick(s); /* e.g. PRE_COPY_P2P -> STOP_COPY: emit the rest */
+		}
+	}
+out:
+	pthread_mutex_unlock(&s->lock);
+	if (ret < 0 && *data_fd >= 0) {
+		close(*data_fd);
+		*data_fd = -1;
+	}
+	return ret;
+}
+
+static int sim_get_state(struct sl_vfio_backend *be, enum sl_vfio_state *st)
+{
+	struct devsim *s = to_sim(be);
+
+	pthread_mutex_lock(&s->lock);
+	*st = s->state;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int sim_reset(struct sl_vfio_backend *be)
+{
+	struct devsim *s = to_sim(be);
+
+	pthread_mutex_lock(&s->lock);
+	s->mode = M_NONE;
+	sync_thread(s);
+	s->state = SL_VFIO_RUNNING;
+	s->last_ns = sl_now_ns();
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* Stream bytes the reader has taken: written minus what still sits in the pipe. */
+static uint64_t consumed(struct devsim *s, int data_fd)
+{
+	int inpipe = 0;
+
+	if (ioctl(data_fd, FIONREAD, &inpipe) < 0 || inpipe < 0)
+		inpipe = 0;
+	return s->written > (uint64_t)inpipe ? s->written - (uint64_t)inpipe : 0;
+}
+
+static int sim_precopy_info(struct sl_vfio_backend *be, int data_fd, uint64_t *initial,
+			    uint64_t *dirty)
+{
+	struct devsim *s = to_sim(be);
+	int ret = 0;
+
+	pthread_mutex_lock(&s->lock);
+	advance(s);
+	if (s->state != SL_VFIO_PRE_COPY && s->state != SL_VFIO_PRE_COPY_P2P) {
+		ret = -EINVAL;
+	} else {
+		uint64_t c = consumed(s, data_fd), d = 0;
+
+		*initial = c >= s->init_total ? 0 : s->init_total - c;
+		for (uint64_t i = 0; i < s->pre_chunks; i++)
+			if (s->dirty[i])
+				d += REC_HDR + chunk_len(s, i);
+		if (s->written > SL_MAX(c, s->init_total))
+			d += s->written - SL_MAX(c, s->init_total);
+		*dirty = d;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int sim_data_size(struct sl_vfio_backend *be, uint64_t *len)
+{
+	struct devsim *s = to_sim(be);
+	uint64_t n = REC_HDR + 8;
+
+	pthread_mutex_lock(&s->lock);
+	advance(s);
+	for (uint64_t c = 0; c < s->nchunks; c++)
+		if (!s->sent[c] || s->dirty[c] || !sl_vfio_state_saving(s->state))
+			n += REC_HDR + chunk_len(s, c);
+	if (sl_vfio_state_saving(s->state) && s->rfd_peer >= 0 && s->wfd >= 0)
+		n += s->written - consumed(s, s->rfd_peer);
+	pthread_mutex_unlock(&s->lock);
+	*len = n;
+	return 0;
+}
+
+static void sim_destroy(struct sl_vfio_backend *be)
+{
+	struct devsim *s = to_sim(be);
+
+	if (s->thread_started) {
+		pthread_mutex_lock(&s->lock);
+		s->quit = true;
+		kick(s);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->thread, NULL);
+	}
+	close_fd(&s->wfd);
+	close_fd(&s->rfd);
+	if (s->kick_fd >= 0)
+		close(s->kick_fd);
+	XXH64_freeState(s->hs);
+	XXH64_freeState(s->ls);
+	free(s->mem);
+	free(s->sent);
+	free(s->dirty);
+	free(s->loaded);
+	free(s->out);
+	free(s->inbuf);
+	free(s->dma_bits);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s);
+}
+
+static const struct sl_vfio_backend_ops devsim_ops = {
+	.kind = "simulated",
+	.set_state = sim_set_state,
+	.get_state = sim_get_state,
+	.reset = sim_reset,
+	.precopy_info = sim_precopy_info,
+	.data_size = sim_data_size,
+	.read = NULL, /* a real pipe: read with io_uring like a kernel data fd */
+	.write = NULL,
+	.destroy = sim_destroy,
+};
+
+/* ---- DMA logging (VFIO_DEVICE_FEATURE_DMA_LOGGING_* semantics) -------------- */
+
+int sl_devsim_dma_log_start(struct sl_vfio_backend *be, uint64_t page_size)
+{
+	struct devsim *s = to_sim(be);
+	uint64_t nbits;
+
+	if (!be || be->ops != &devsim_ops || !page_size || (page_size & (page_size - 1)) ||
+	    !s->cfg.guest_ram)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	if (s->dma_logging) {
+		pthread_mutex_unlock(&s->lock);
+		return -EBUSY;
+	}
+	nbits = SL_DIV_ROUND_UP(s->cfg.guest_bytes, page_size);
+	free(s->dma_bits);
+	s->dma_bits = calloc(SL_DIV_ROUND_UP(nbits, 64), 8);
+	if (!s->dma_bits) {
+		pthread_mutex_unlock(&s->lock);
+		return -ENOMEM;
+	}
+	s->dma_page = page_size;
+	s->dma_logging = true;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+int sl_devsim_dma_log_report(struct sl_vfio_backend *be, uint64_t iova, uint64_t length,
+			     uint64_t *bitmap)
+{
+	struct devsim *s = to_sim(be);
+	int ret = 0;
+
+	if (!be || be->ops != &devsim_ops || !bitmap)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	advance(s);
+	if (!s->dma_logging) {
+		ret = -EINVAL;
+	} else if (iova % s->dma_page || length % s->dma_page || iova + length < iova ||
+		   iova + length > SL_DIV_ROUND_UP(s->cfg.guest_bytes, s->dma_page) * s->dma_page) {
+		ret = -EINVAL;
+	} else {
+		/* Read and clear, bit n = (addr - iova) / page_size. */
+		uint64_t first = iova / s->dma_page, n = length / s->dma_page;
+		for (uint64_t i = 0; i < n; i++) {
+			uint64_t b = first + i;
+			if (s->dma_bits[b / 64] & (1ull << (b % 64))) {
+				bitmap[i / 64] |= 1ull << (i % 64);
+				s->dma_bits[b / 64] &= ~(1ull << (b % 64));
+			}
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int sl_devsim_dma_log_stop(struct sl_vfio_backend *be)
+{
+	struct devsim *s = to_sim(be);
+
+	if (!be || be->ops != &devsim_ops)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	s->dma_logging = false;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* The sl_sys view: DMA logging feature ioctls on SL_DEVSIM_DMA_FD. */
+static int sys_ioctl(void *ctx, int fd, unsigned long req, void *arg)
+{
+	struct devsim *s = ctx;
+	struct vfio_device_feature *f = arg;
+	int ret;
+
+	if (fd != SL_DEVSIM_DMA_FD || req != VFIO_DEVICE_FEATURE || !f) {
+		errno = fd != SL_DEVSIM_DMA_FD ? EBADF : ENOTTY;
+		return -1;
+	}
+	uint32_t feat = f->flags & VFIO_DEVICE_FEATURE_MASK;
+	if (f->flags & VFIO_DEVICE_FEATURE_PROBE) {
+		ret = (feat >= VFIO_DEVICE_FEATURE_DMA_LOGGING_START &&
+		       feat <= VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT) ? 0 : -ENOTTY;
+	} else if (feat == VFIO_DEVICE_FEATURE_DMA_LOGGING_START &&
+		   (f->flags & VFIO_DEVICE_FEATURE_SET)) {
+		struct vfio_device_feature_dma_logging_control *c = (void *)f->data;
+		struct vfio_device_feature_dma_logging_range *r = (void *)(uintptr_t)c->ranges;
+		ret = c->num_ranges == 0 || !r || r[0].length == 0 ? -EINVAL
+			: sl_devsim_dma_log_start(&s->be, c->page_size);
+	} else if (feat == VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP &&
+		   (f->flags & VFIO_DEVICE_FEATURE_SET)) {
+		ret = sl_devsim_dma_log_stop(&s->be);
+	} else if (feat == VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT &&
+		   (f->flags & VFIO_DEVICE_FEATURE_GET)) {
+		struct vfio_device_feature_dma_logging_report *r = (void *)f->data;
+		ret = r->page_size != s->dma_page ? -EINVAL
+			: sl_devsim_dma_log_report(&s->be, r->iova, r->length,
+						   (uint64_t *)(uintptr_t)r->bitmap);
+	} else {
+		ret = -ENOTTY;
+	}
+	if (ret < 0) {
+		errno = -ret;
+		return -1;
+	}
+	return 0;
+}
+
+const struct sl_sys *sl_devsim_sys(struct sl_vfio_backend *be)
+{
+	return be && be->ops == &devsim_ops ? &to_sim(be)->sys : NULL;
+}
+
+/* ---- construction -------------------------------------------------------------- */
+
+uint64_t sl_devsim_state_hash(struct sl_vfio_backend *be)
+{
+	struct devsim *s = to_sim(be);
+	uint64_t h;
+
+	if (!be || be->ops != &devsim_ops)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	h = XXH64(s->mem, s->cfg.state_bytes, 0);
+	pthread_mutex_unlock(&s->lock);
+	return h;
+}
+
+void sl_devsim_inject(struct sl_vfio_backend *be, enum sl_vfio_state from, enum sl_vfio_state to,
+		      bool to_error)
+{
+	struct devsim *s = to_sim(be);
+
+	if (!be || be->ops != &devsim_ops)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->cfg.fail_from = from;
+	s->cfg.fail_to = to;
+	s->cfg.fail_to_error = to_error;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int sl_devsim_new(const struct sl_devsim_config *cfg, struct sl_vfio_backend **out,
+		  struct sl_errbuf *eb)
+{
+	struct sl_errbuf dummy;
+	struct devsim *s;
+
+	if (!eb)
+		eb = &dummy;
+	if (!cfg || !out || cfg->size < sizeof(*cfg))
+		return sl_err(eb, -EINVAL, "simulated device: missing or old config");
+	if (!cfg->state_bytes || cfg->precopy_bytes > cfg->state_bytes)
+		return sl_err(eb, -EINVAL, "simulated device: need state > 0 and precopy <= state");
+	if (cfg->chunk_bytes && (cfg->chunk_bytes < 512 || cfg->chunk_bytes > (16u << 20)))
+		return sl_err(eb, -EINVAL, "simulated device: chunk must be 512 B .. 16 MiB");
+	uint32_t caps = cfg->caps ? cfg->caps : SL_VFIO_CAP_MASK;
+	if (!(caps & SL_VFIO_CAP_STOP_COPY) || (caps & ~SL_VFIO_CAP_MASK))
+		return sl_err(eb, -EINVAL, "simulated device: caps must include STOP_COPY");
+	if (cfg->precopy_bytes && !(caps & SL_VFIO_CAP_PRE_COPY))
+		return sl_err(eb, -EINVAL, "simulated device: precopy bytes without PRE_COPY");
+	if (cfg->guest_ram && cfg->guest_bytes < 4096)
+		return sl_err(eb, -EINVAL, "simulated device: guest RAM smaller than a page");
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return sl_err(eb, -ENOMEM, "simulated device: out of memory");
+	s->cfg = *cfg;
+	s->be.ops = &devsim_ops;
+	s->be.caps = caps;
+	s->be.combination = false;
+	snprintf(s->be.name, sizeof(s->be.name), "%s", cfg->name ? cfg->name : "sim");
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	s->wfd = s->rfd = s->rfd_peer = -1;
+	s->state = SL_VFIO_RUNNING;
+	s->chunk = cfg->chunk_bytes ? cfg->chunk_bytes : 65536;
+	s->nchunks = SL_DIV_ROUND_UP(cfg->state_bytes, s->chunk);
+	s->pre_chunks = SL_DIV_ROUND_UP(cfg->precopy_bytes, s->chunk);
+	s->rng = cfg->seed * 0x9E3779B97F4A7C15ULL + 0x1234567ULL;
+	s->last_ns = sl_now_ns();
+	s->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	s->mem = malloc(cfg->state_bytes);
+	s->sent = calloc(s->nchunks, 1);
+	s->dirty = calloc(s->nchunks, 1);
+	s->loaded = calloc(s->nchunks, 1);
+	s->out = malloc(REC_HDR + s->chunk);
+	s->inbuf = malloc(1 << 18);
+	s->hs = XXH64_createState();
+	s->ls = XXH64_createState();
+	s->sys = *sl_sys_default();
+	s->sys.ctx = s;
+	s->sys.ioctl = sys_ioctl;
+	if (s->kick_fd < 0 || !s->mem || !s->sent || !s->dirty || !s->loaded || !s->out ||
+	    !s->inbuf || !s->hs || !s->ls) {
+		sim_destroy(&s->be);
+		return sl_err(eb, -ENOMEM, "simulated device: out of memory");
+	}
+	for (uint64_t i = 0; i + 8 <= cfg->state_bytes; i += 8) {
+		uint64_t v = rnd(s);
+		memcpy(s->mem + i, &v, 8);
+	}
+	for (uint64_t i = cfg->state_bytes & ~7ull; i < cfg->state_bytes; i++)
+		s->mem[i] = (uint8_t)rnd(s);
+	if (pthread_create(&s->thread, NULL, sim_thread, s) != 0) {
+		sim_destroy(&s->be);
+		return sl_err(eb, -EAGAIN, "simulated device: cannot start its thread");
+	}
+	s->thread_started = true;
+	*out = &s->be;
+	return 0;
+}
