@@ -60,7 +60,9 @@ enum sl_vmm_dirty_mode {
 struct sl_vmm_workload {
 	uint64_t wss_start;     /* guest-physical start of the working set, bytes,
 				 * 4 KiB aligned, >= 2 MiB; 0 = 2 MiB */
-	uint64_t wss_bytes;     /* working-set size; 0 = from wss_start to the end of RAM */
+	uint64_t wss_bytes;     /* working-set size; 0 = from wss_start to the end of RAM;
+				 * it must end by 0xfee00000 (the xAPIC page, which KVM
+				 * turns into unlogged MMIO exits) */
 	enum sl_guest_pattern pattern;
 	uint32_t stride_pages;  /* SL_GUEST_STRIDE: distance between writes (0 = 16) */
 	uint32_t report_pages;  /* progress exit every this many page writes (0 = 256; with
@@ -74,7 +76,7 @@ struct sl_vmm_config {
 	size_t size;                  /* sizeof(struct sl_vmm_config) */
 	const struct sl_sys *sys;     /* NULL = the real kernel */
 	uint64_t mem_bytes;           /* guest RAM, multiple of 2 MiB, 4 MiB .. 1 TiB (the
-				       * 32-bit guest's working set must end below 4 GiB;
+				       * 32-bit guest's working set must end by 0xfee00000;
 				       * memory is mapped MAP_NORESERVE, touched lazily) */
 	uint64_t slot_bytes;          /* memslot size: RAM is cut into slots of this size
 				       * (multiple of 2 MiB); 0 = one slot */

@@ -31,17 +31,20 @@ static inline int all_eq16(const uint64_t *p, uint64_t fill)
 	return _mm256_testz_si256(v, v);
 }
 
-/* (first, end) -> (first, end - first), two ranges per vector. */
+/* (first, end) -> (first, end - first), two ranges per vector, four per turn. */
 static inline void fixup_avx2(uint64_t *flat, size_t from, size_t to)
 {
 	size_t r = from;
 
-	for (; r + 2 <= to; r += 2) {
+	for (; r + 4 <= to; r += 4) {
 		__m256i v = _mm256_loadu_si256((const __m256i *)(flat + 2 * r));
+		__m256i u = _mm256_loadu_si256((const __m256i *)(flat + 2 * r + 4));
 
 		/* slli_si256 shifts each 128-bit lane: (s, e) -> (0, s). */
 		v = _mm256_sub_epi64(v, _mm256_slli_si256(v, 8));
+		u = _mm256_sub_epi64(u, _mm256_slli_si256(u, 8));
 		_mm256_storeu_si256((__m256i *)(flat + 2 * r), v);
+		_mm256_storeu_si256((__m256i *)(flat + 2 * r + 4), u);
 	}
 	sl_bitmap_fixup(flat, r, to);
 }

@@ -29,17 +29,20 @@ static inline int all_eq32(const uint64_t *p, uint64_t fill)
 	return _mm512_test_epi64_mask(v, v) == 0;
 }
 
-/* (first, end) -> (first, end - first), four ranges per vector. */
+/* (first, end) -> (first, end - first), four ranges per vector, eight per turn. */
 static inline void fixup_avx512(uint64_t *flat, size_t from, size_t to)
 {
 	size_t r = from;
 
-	for (; r + 4 <= to; r += 4) {
+	for (; r + 8 <= to; r += 8) {
 		__m512i v = _mm512_loadu_si512(flat + 2 * r);
+		__m512i u = _mm512_loadu_si512(flat + 2 * r + 8);
 
 		/* unpacklo gives (s, s) per range; subtract it from the odd lanes. */
 		v = _mm512_mask_sub_epi64(v, 0xaa, v, _mm512_unpacklo_epi64(v, v));
+		u = _mm512_mask_sub_epi64(u, 0xaa, u, _mm512_unpacklo_epi64(u, u));
 		_mm512_storeu_si512(flat + 2 * r, v);
+		_mm512_storeu_si512(flat + 2 * r + 8, u);
 	}
 	sl_bitmap_fixup(flat, r, to);
 }

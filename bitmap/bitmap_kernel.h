@@ -101,6 +101,7 @@ size_t SL_K_NAME(const uint64_t *words, uint64_t *wip, uint64_t wend, uint64_t *
 #ifdef SL_K_BLOCK_DECODE
 		k += SL_K_BLOCK_DECODE(words + wi, &carry, wbase + wi * 64, flat + k);
 #else
+#pragma GCC unroll 8
 		for (unsigned j = 0; j < SL_K_BLOCK; j++) {
 			uint64_t w = words[wi + j];
 			uint64_t b = w ^ (w << 1 | carry);

@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "sl_dirty_internal.h"
 #include "sl_kernel_compat.h"
@@ -22,9 +24,34 @@ struct kvm_bitmap_src {
 	int vm_fd;
 	uint32_t slot;
 	bool manual;
-	uint64_t *scratch; /* GET target, sl_dirty_words(npages) words */
-	uint64_t *ones;    /* all-ones mask handed to KVM_CLEAR_DIRTY_LOG */
+	uint64_t *scratch; /* GET target, sl_dirty_words(npages) words, ending at a guard page */
+	void *scratch_map; /* the mapping holding scratch + guard */
+	size_t scratch_map_len;
 };
+
+/* KVM_GET_DIRTY_LOG writes as many bytes as the memslot has pages / 8, and
+ * KVM cannot be asked a slot's size: a config with npages smaller than the
+ * slot would let KVM write past the buffer. So the buffer ends exactly at a
+ * PROT_NONE page; KVM's copy then fails with EFAULT instead. */
+static int scratch_alloc(struct kvm_bitmap_src *kb, uint64_t words)
+{
+	size_t psz = (size_t)sysconf(_SC_PAGESIZE);
+	size_t bytes = words * sizeof(uint64_t);
+	size_t data = SL_DIV_ROUND_UP(bytes, psz) * psz;
+	char *p;
+
+	p = mmap(NULL, data + psz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	if (mprotect(p + data, psz, PROT_NONE) < 0) {
+		munmap(p, data + psz);
+		return -ENOMEM;
+	}
+	kb->scratch_map = p;
+	kb->scratch_map_len = data + psz;
+	kb->scratch = (uint64_t *)(p + data - bytes);
+	return 0;
+}
 
 static struct kvm_bitmap_src *to_kb(struct sl_dirty_source *src)
 {
@@ -43,9 +70,10 @@ static int get_log(struct kvm_bitmap_src *kb)
 	if (ret < 0) {
 		const char *why = ret == -ENOENT ? " (slot lacks KVM_MEM_LOG_DIRTY_PAGES or does not exist)"
 				: ret == -ENXIO ? " (the VM uses the dirty ring; use the kvm-ring source)"
+				: ret == -EFAULT ? " (is the slot larger than the configured npages?)"
 				: "";
-		return sl_err(&kb->base.err, ret, "kvm-bitmap: KVM_GET_DIRTY_LOG slot %u: %s%s",
-			      kb->slot, strerror(-ret), why);
+		return sl_err(&kb->base.err, ret, "kvm-bitmap: KVM_GET_DIRTY_LOG slot %u (%llu pages): %s%s",
+			      kb->slot, (unsigned long long)kb->base.npages, strerror(-ret), why);
 	}
 	return 0;
 }
@@ -112,8 +140,8 @@ static void kb_destroy(struct sl_dirty_source *src)
 {
 	struct kvm_bitmap_src *kb = to_kb(src);
 
-	free(kb->scratch);
-	free(kb->ones);
+	if (kb->scratch_map)
+		munmap(kb->scratch_map, kb->scratch_map_len);
 	free(kb);
 }
 
@@ -156,13 +184,8 @@ SL_EXPORT int sl_dirty_kvm_bitmap_new(const struct sl_dirty_kvm_bitmap_config *c
 	kb->slot = cfg->slot;
 	kb->manual = cfg->manual_protect;
 	words = sl_dirty_words(cfg->npages);
-	kb->scratch = calloc(words, sizeof(uint64_t));
-	if (cfg->manual_protect) {
-		kb->ones = malloc(words * sizeof(uint64_t));
-		if (kb->ones)
-			memset(kb->ones, 0xff, words * sizeof(uint64_t));
-	}
-	if (!kb->scratch || (cfg->manual_protect && !kb->ones)) {
+	ret = scratch_alloc(kb, words);
+	if (ret < 0) {
 		kb_destroy(&kb->base);
 		return sl_err(eb, -ENOMEM, "kvm-bitmap: out of memory for %llu pages",
 			      (unsigned long long)cfg->npages);

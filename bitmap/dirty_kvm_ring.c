@@ -135,8 +135,10 @@ static bool resync_locked(struct sl_kvm_ring *r, unsigned v)
 
 	for (uint32_t k = 1; k < r->entries; k++) {
 		uint32_t i = start + k;
-		uint32_t prev = __atomic_load_n(&ring[(i - 1) & mask].flags, __ATOMIC_ACQUIRE);
+		/* cur before prev: KVM publishes entries in order, so if cur
+		 * is seen DIRTY a prev pushed just before it is seen too. */
 		uint32_t cur = __atomic_load_n(&ring[i & mask].flags, __ATOMIC_ACQUIRE);
+		uint32_t prev = __atomic_load_n(&ring[(i - 1) & mask].flags, __ATOMIC_ACQUIRE);
 
 		if ((cur & KVM_DIRTY_GFN_F_DIRTY) && !(prev & KVM_DIRTY_GFN_F_DIRTY)) {
 			for (uint32_t j = start; j != i; j++) {

@@ -17,7 +17,10 @@
  * clear() returns 0 without effect.
  *
  * Threading: one thread at a time per source (the engine's iteration
- * thread), except sl_dirty_kvm_ring_drain(), which a vCPU thread may call.
+ * thread), except sl_dirty_kvm_ring_drain(), which a vCPU thread may call
+ * concurrently with syncs (a mutex per ring). The tracked memory itself may
+ * be written by any thread, vCPU or device at any time: nothing is lost,
+ * a write racing with a sync is reported by that sync or the next.
  * Errors: negative errno; sl_dirty_last_error() has the text. A source that
  * cannot work on this kernel fails in start() and says why — it never
  * silently reports nothing.
@@ -81,9 +84,11 @@ int sl_dirty_start(struct sl_dirty_source *src);
  * the number of pages this sync reported dirty (>= 0; a page already set in
  * bitmap still counts) or negative errno (-EINVAL before start()). */
 int64_t sl_dirty_sync(struct sl_dirty_source *src, uint64_t *bitmap);
-/* Re-arms tracking for [first, first+npages) (region-relative). For manual
+/* Re-arms tracking for [first, first+npages) (region-relative): the pages
+ * the last sync reported there are write-protected again; a page written
+ * after that sync stays dirty and is reported by the next one. For manual
  * sources first must be a multiple of 64 and npages too, unless the range
- * ends at the region's end. */
+ * ends at the region's end (-EINVAL otherwise). Others: 0, no effect. */
 int sl_dirty_clear(struct sl_dirty_source *src, uint64_t first, uint64_t npages);
 int sl_dirty_stop(struct sl_dirty_source *src);
 void sl_dirty_free(struct sl_dirty_source **src);
@@ -135,8 +140,11 @@ int sl_kvm_ring_new(const struct sl_kvm_ring_config *cfg, struct sl_kvm_ring **o
 		    struct sl_errbuf *eb);
 void sl_kvm_ring_free(struct sl_kvm_ring **ring);
 /* Drains one vCPU's ring (vCPU thread, after KVM_EXIT_DIRTY_RING_FULL or
- * before stopping): harvested entries are kept for the next sync. Returns
- * entries harvested or -errno. */
+ * before stopping): harvested entries are kept for the next sync, and
+ * KVM_RESET_DIRTY_RINGS lets the vCPU run on. Call it from vCPU `vcpu`'s
+ * own thread while it is out of KVM_RUN (any other thread may sync at the
+ * same time). Also recovers a ring KVM overran (see sl_kvm_ring_overflows).
+ * Returns entries harvested, -EINVAL for a bad vcpu, or the reset's -errno. */
 int sl_dirty_kvm_ring_drain(struct sl_kvm_ring *ring, unsigned vcpu);
 /* Entries harvested for slots that have no started source (dropped after
  * re-arming, so the guest never stalls on them). Any thread. */
@@ -223,7 +231,7 @@ int sl_dirty_iommufd_new(const struct sl_dirty_iommufd_config *cfg,
 enum sl_synth_pattern {
 	SL_SYNTH_SEQUENTIAL, /* sweeps the working set in order, wrapping */
 	SL_SYNTH_UNIFORM,    /* uniform random pages of the working set */
-	SL_SYNTH_HOTCOLD,    /* hot_pct % of writes to hot_frac % of pages */
+	SL_SYNTH_HOTCOLD,    /* hot_share of the writes go to the first hot_frac of the pages */
 	SL_SYNTH_ZIPF,       /* Zipf(s) over the working set */
 };
 struct sl_dirty_synthetic_config {

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -71,6 +72,7 @@ struct devsim {
 	XXH64_state_t *hs;
 	uint8_t *out;
 	size_t out_len, out_off;
+	const uint8_t *pay; /* STOP_COPY: payload written straight from the state */
 
 	/* resuming session */
 	int rfd;
@@ -179,7 +181,14 @@ static void put_rec(struct devsim *s, uint32_t type, uint64_t off, const void *p
 	memcpy(o + 8, &off, 8);
 	memcpy(o + 16, &len, 4);
 	memcpy(o + 20, &zero, 4);
-	memcpy(o + REC_HDR, p, len);
+	/* Stopped, the state cannot change under the write: send it from
+	 * where it lies. Running, copy it (the device may rewrite it). */
+	if (s->state == SL_VFIO_STOP_COPY && type == REC_DATA && !s->cfg.corrupt_stream) {
+		s->pay = p;
+	} else {
+		s->pay = NULL;
+		memcpy(o + REC_HDR, p, len);
+	}
 	s->out_len = REC_HDR + len;
 	s->out_off = 0;
 }
@@ -221,7 +230,12 @@ static bool build_next(struct devsim *s)
 	}
 built:
 	if (!s->end_built) {
-		XXH64_update(s->hs, s->out, s->out_len);
+		if (s->pay) {
+			XXH64_update(s->hs, s->out, REC_HDR);
+			XXH64_update(s->hs, s->pay, s->out_len - REC_HDR);
+		} else {
+			XXH64_update(s->hs, s->out, s->out_len);
+		}
 		/* Test hook: the bytes differ from what the checksum covers. */
 		if (s->cfg.corrupt_stream && !s->corrupt_done) {
 			s->out[REC_HDR] ^= 0x5a;
@@ -350,7 +364,10 @@ static void *sim_thread(void *arg)
 			s->ack_seq = s->cmd_seq;
 			pthread_cond_broadcast(&s->cond);
 		}
-		advance(s);
+		/* Idle, the device's activity is applied lazily by the next call
+		 * (same result, and no background writes a caller cannot order). */
+		if (s->mode == M_SAVE)
+			advance(s);
 		if (s->mode == M_SAVE && s->wfd >= 0) {
 			if (s->out_off == s->out_len && !build_next(s)) {
 				if (s->end_built) {
@@ -369,7 +386,18 @@ static void *sim_thread(void *arg)
 			}
 			int fd = s->wfd;
 			pthread_mutex_unlock(&s->lock);
-			ssize_t n = write(fd, s->out + s->out_off, s->out_len - s->out_off);
+			struct iovec iov[2];
+			int niov = 0;
+			if (!s->pay) {
+				iov[niov++] = (struct iovec){ s->out + s->out_off, s->out_len - s->out_off };
+			} else {
+				if (s->out_off < REC_HDR)
+					iov[niov++] = (struct iovec){ s->out + s->out_off, REC_HDR - s->out_off };
+				size_t po = s->out_off > REC_HDR ? s->out_off - REC_HDR : 0;
+				iov[niov++] = (struct iovec){ (void *)(s->pay + po),
+							      s->out_len - REC_HDR - po };
+			}
+			ssize_t n = writev(fd, iov, niov);
 			if (n < 0 && errno == EAGAIN)
 				wait_io(s, fd, POLLOUT);
 			pthread_mutex_lock(&s->lock);

@@ -326,13 +326,6 @@ fail:
 	return ret;
 }
 
-static uint64_t device_sent(struct sl_session *s, const struct sl_sender_stats *a,
-			    const struct sl_sender_stats *b)
-{
-	(void)s;
-	return b->device_bytes - a->device_bytes;
-}
-
 /* Precopy: device data the devices have now (non-blocking), bounded so RAM
  * keeps flowing. */
 static int precopy_devices(struct sl_session *s)
@@ -421,8 +414,8 @@ SL_EXPORT int sl_session_iterate(struct sl_session *s)
 	sl_sender_get_stats(s->sender, &b);
 	device_pending(s, &dev_pending, &dev_initial);
 
-	rec.sent_bytes = (b.page_bytes - a.page_bytes) + device_sent(s, &a, &b);
-	rec.device_sent_bytes = device_sent(s, &a, &b);
+	rec.device_sent_bytes = b.device_bytes - a.device_bytes;
+	rec.sent_bytes = (b.page_bytes - a.page_bytes) + rec.device_sent_bytes;
 	rec.zero_pages = b.zero_pages - a.zero_pages;
 	rec.normal_pages = b.pages - a.pages;
 	rec.sync_ns = sync_ns;

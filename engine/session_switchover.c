@@ -29,6 +29,17 @@ int sl_session_fail(struct sl_session *s, int err)
 	if (s->phase == SL_PHASE_FAILED)
 		return err;
 	s->phase = SL_PHASE_FAILED;
+	if (s->t_setup_start) {
+		struct sl_sender_stats st;
+
+		s->stats.total_ns = sl_now_ns() - s->t_setup_start;
+		if (s->sender) {
+			sl_sender_get_stats(s->sender, &st);
+			s->stats.throughput_bps = s->stats.total_ns
+				? (uint64_t)((double)(st.page_bytes + st.device_bytes) * 1e9 /
+					     (double)s->stats.total_ns) : 0;
+		}
+	}
 	if (err != -ECANCELED) {
 		char prev[SL_ERRMSG_MAX];
 

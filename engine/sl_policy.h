@@ -8,9 +8,10 @@
  *   threshold   QEMU's rule: switch when pending <= bandwidth × downtime limit.
  *   predictive  from the measured dirty rate and bandwidth, predict what one
  *               more iteration would leave pending; switch at the iteration
- *               that minimises predicted downtime within the limit, and
- *               declare a stall at once when the prediction says iterating
- *               cannot get under the limit.
+ *               that minimises predicted downtime within the limit (or when
+ *               a promised gain did not come), and declare a stall after 3
+ *               iterations in a row in which neither the prediction nor the
+ *               observed downtime improves (no waiting for the window).
  *   ramp        threshold, but after `ramp_after` iterations the allowed
  *               downtime rises by `ramp_step_ns` every `ramp_every`
  *               iterations, up to `ramp_max_ns`.

@@ -268,7 +268,7 @@ struct sl_devset_config {
 	uint64_t buf_max;      /* cap on one read buffer; 0 = 1 MiB */
 	uint64_t buf_min;      /* floor; 0 = 64 KiB */
 	unsigned nbufs;        /* read buffers per device; 0 = 8 */
-	bool use_uring;        /* read real data fds with io_uring (default true via cfg==NULL) */
+	bool no_uring;         /* read real data fds with read(2), not io_uring */
 	/* Config state (e.g. PCI config space) carried by the LAST packet:
 	 * source get_config fills buf (cap bytes) and returns its length or
 	 * -errno; destination load_config receives it. Both optional. */

@@ -47,6 +47,11 @@ struct sl_workers_config {
 	size_t buf_bytes;           /* per-worker scratch buffer on its node;
 	                               0 = none */
 	bool no_pin;                /* true: don't set CPU affinity */
+	/* true: no threads. Messages queue up and run on the owner's thread,
+	 * one at a time, when it calls sl_workers_poll() or sl_workers_wait()
+	 * — so tests can step workers deterministically (SPDK's
+	 * poll_threads()). No pinning; buffers are still placed. */
+	bool manual;
 	sl_log_fn log;              /* optional: pinning fallbacks, etc. */
 	void *log_ctx;
 };
@@ -65,13 +70,21 @@ SL_EXPORT void sl_workers_free(struct sl_workers **pool);
 SL_EXPORT uint32_t sl_workers_count(const struct sl_workers *pool);
 
 /* Queues fn(worker, arg) on worker `idx`. Blocks while that worker's queue
- * is full. Returns 0 or -EINVAL (idx out of range, fn NULL). */
+ * is full (manual mode: returns -EAGAIN instead). Returns 0 or -EINVAL
+ * (idx out of range, fn NULL). */
 SL_EXPORT int sl_workers_post(struct sl_workers *pool, uint32_t idx,
 			      sl_work_fn fn, void *arg);
 
-/* Waits until every message posted so far has run. Returns 0 or the first
- * non-zero result of those messages (then resets it). */
+/* Waits until every message posted so far has run (manual mode: runs them,
+ * round-robin over the workers, one message each per round). Returns 0 or
+ * the first non-zero result of those messages (then resets it). */
 SL_EXPORT int sl_workers_wait(struct sl_workers *pool);
+
+/* Manual mode only: runs the oldest queued message of worker `idx` on the
+ * calling thread. Returns 1 if one ran, 0 if its queue was empty, -EINVAL
+ * (bad idx, or the pool has threads). The message's result is kept for
+ * sl_workers_wait. */
+SL_EXPORT int sl_workers_poll(struct sl_workers *pool, uint32_t idx);
 
 /* Posts fn(worker_i, arg) to every worker and waits; returns like wait. */
 SL_EXPORT int sl_workers_run_all(struct sl_workers *pool, sl_work_fn fn,

@@ -107,9 +107,8 @@ struct sl_dest_report {
 struct sl_session;
 struct sl_devset;
 
-/* Creates a session. Returns 0, -EINVAL (bad config: text in
- * sl_session_last_error is not available yet, so in eb if eb != NULL) or
- * -ENOMEM. */
+/* Creates a session (no I/O yet). Returns 0, -EINVAL (bad config; the text
+ * goes to eb when eb != NULL, as there is no session to ask yet) or -ENOMEM. */
 SL_EXPORT int sl_session_new(const struct sl_session_config *cfg,
 			     struct sl_session **out, struct sl_errbuf *eb);
 
@@ -136,12 +135,14 @@ SL_EXPORT int sl_session_set_vm_ops(struct sl_session *s, const struct sl_vm_ops
  * -EACCES (wrong key: the receiver's reason in last_error), -ETIMEDOUT, ... */
 SL_EXPORT int sl_session_connect(struct sl_session *s, const char *url);
 
-/* One precopy iteration: sync every source, scan (in parallel), clear and
- * send, record. Then asks the policy. Returns 1 when the policy says switch
- * over now, 0 to keep iterating, or -errno: -ECANCELED, -ETIMEDOUT or
- * -ECONNRESET (peer gone: the VM kept running), -EAGAIN... never;
- * -ERANGE when the policy gave up (advice in last_error). The iteration
- * record is in the stats (sl_session_get_stats) and handed to
+/* One precopy iteration: scan what the last sync found (in parallel on the
+ * worker pool for large guests), clear-then-send it batch by batch, read
+ * device precopy data, flush, sync every source, record, and ask the
+ * policy. Returns 1 when the policy says switch over now, 0 to keep
+ * iterating, or -errno: -ECANCELED (sl_session_cancel), -ETIMEDOUT (peer
+ * silent), -ECONNRESET / -EPIPE (peer gone), -ERANGE (the policy gave up:
+ * its advice is in last_error). The VM keeps running in every case. The
+ * iteration record is in the stats (sl_session_get_stats) and is handed to
  * ops.iteration_done. */
 SL_EXPORT int sl_session_iterate(struct sl_session *s);
 

@@ -81,7 +81,6 @@ int sl_devset_new(const struct sl_devset_config *cfg, struct sl_devset **out)
 		ds->cfg = *cfg;
 	} else {
 		ds->cfg.size = sizeof(ds->cfg);
-		ds->cfg.use_uring = true;
 	}
 	if (ds->cfg.policy != SL_VFIO_UNWIND && ds->cfg.policy != SL_VFIO_RESET) {
 		free(ds);
@@ -255,8 +254,10 @@ static int phase(struct sl_devset *ds, enum sl_vfio_state (*pick)(struct member 
 			char msg[SL_ERRMSG_MAX];
 
 			snprintf(msg, sizeof(msg), "%s", sl_vfio_dev_last_error(m->dev));
-			sl_devset_abort_to_running(ds);
-			return sl_err(&ds->err, ret, "%s", msg);
+			int r2 = sl_devset_abort_to_running(ds);
+			return sl_err(&ds->err, ret, "%s; %s", msg,
+				      r2 == 0 ? "every device back to RUNNING"
+					      : "NOT every device back to RUNNING");
 		}
 	}
 	return 0;
@@ -407,7 +408,7 @@ static int read_one(struct sl_devset *ds, struct member *m, unsigned idx, size_t
 		ssize_t n = be->ops->read(be, fd, buf, len);
 		return n < 0 ? (int)n : (int)n;
 	}
-	if (!ds->cfg.use_uring || m->plain_read) {
+	if (ds->cfg.no_uring || m->plain_read) {
 		ssize_t n = read(fd, buf, len);
 		return n < 0 ? -errno : (int)n;
 	}
@@ -636,7 +637,7 @@ int64_t sl_devset_stopcopy_read_all(struct sl_devset *ds)
 		return -ENOMEM;
 	uint64_t t0 = sl_now_ns();
 	size_t len = sl_datafd_buf_size(ds->rd);
-	bool ring = ds->cfg.use_uring;
+	bool ring = !ds->cfg.no_uring;
 
 	/* Devices whose data is not a real fd are read synchronously. */
 	for (unsigned i = 0; i < ds->n && ret == 0; i++) {

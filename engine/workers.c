@@ -53,6 +53,7 @@ struct sl_worker {
 struct sl_workers {
 	struct sl_worker *w;
 	uint32_t n;
+	bool manual;            /* no threads: the owner runs the messages */
 	sl_log_fn log;
 	void *log_ctx;
 
@@ -77,6 +78,22 @@ static void logf_(struct sl_workers *p, enum sl_log_level lvl, const char *fmt, 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	p->log(p->log_ctx, lvl, buf);
+}
+
+static void run_msg(struct sl_worker *w, const struct msg *m)
+{
+	struct sl_workers *p = w->pool;
+	int err = m->fn(w, m->arg);
+
+	w->done++;
+	w->last_cpu = sched_getcpu();
+	pthread_mutex_lock(&p->mu);
+	p->completed++;
+	if (err && !p->first_err)
+		p->first_err = err;
+	if (p->completed == p->posted)
+		pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
 }
 
 static void *worker_main(void *arg)
@@ -114,17 +131,7 @@ static void *worker_main(void *arg)
 		pthread_cond_signal(&w->nonfull);
 		pthread_mutex_unlock(&w->mu);
 
-		err = m.fn(w, m.arg);
-		w->done++;
-		w->last_cpu = sched_getcpu();
-
-		pthread_mutex_lock(&p->mu);
-		p->completed++;
-		if (err && !p->first_err)
-			p->first_err = err;
-		if (p->completed == p->posted)
-			pthread_cond_broadcast(&p->cv);
-		pthread_mutex_unlock(&p->mu);
+		run_msg(w, &m);
 	}
 	return NULL;
 }
@@ -223,6 +230,7 @@ int sl_workers_new(const struct sl_workers_config *cfg, struct sl_workers **out,
 		return sl_err(eb, -ENOMEM, "workers: out of memory");
 	}
 	p->n = n;
+	p->manual = cfg->manual;
 	p->log = cfg->log;
 	p->log_ctx = cfg->log_ctx;
 	pthread_mutex_init(&p->mu, NULL);
@@ -233,7 +241,7 @@ int sl_workers_new(const struct sl_workers_config *cfg, struct sl_workers **out,
 		w->pool = p;
 		w->idx = i;
 		w->node = cfg->plan ? cfg->plan->workers[i].node : -1;
-		w->want_pin = cfg->plan && !cfg->no_pin;
+		w->want_pin = cfg->plan && !cfg->no_pin && !cfg->manual;
 		if (cfg->plan)
 			w->cpus = cfg->plan->workers[i].cpus;
 		w->last_cpu = -1;
@@ -246,6 +254,10 @@ int sl_workers_new(const struct sl_workers_config *cfg, struct sl_workers **out,
 			err = sl_err(eb, -ENOMEM, "workers: out of memory for worker %u", i);
 			goto fail;
 		}
+	}
+	if (p->manual) {
+		*out = p;
+		return 0;
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		int e = pthread_create(&p->w[i].thread, NULL, worker_main, &p->w[i]);
@@ -280,6 +292,8 @@ int sl_workers_post(struct sl_workers *p, uint32_t idx, sl_work_fn fn, void *arg
 	if (!p || !fn || idx >= p->n)
 		return -EINVAL;
 	w = &p->w[idx];
+	if (p->manual && w->count == w->depth)
+		return -EAGAIN; /* nobody else would ever drain it */
 	pthread_mutex_lock(&p->mu);
 	p->posted++;
 	pthread_mutex_unlock(&p->mu);
@@ -294,12 +308,38 @@ int sl_workers_post(struct sl_workers *p, uint32_t idx, sl_work_fn fn, void *arg
 	return 0;
 }
 
+int sl_workers_poll(struct sl_workers *p, uint32_t idx)
+{
+	struct sl_worker *w;
+	struct msg m;
+
+	if (!p || !p->manual || idx >= p->n)
+		return -EINVAL;
+	w = &p->w[idx];
+	if (!w->count)
+		return 0;
+	m = w->ring[w->head];
+	w->head = (w->head + 1) % w->depth;
+	w->count--;
+	run_msg(w, &m);
+	return 1;
+}
+
 int sl_workers_wait(struct sl_workers *p)
 {
 	int err;
 
 	if (!p)
 		return -EINVAL;
+	if (p->manual) {
+		bool ran = true;
+
+		while (ran) {
+			ran = false;
+			for (uint32_t i = 0; i < p->n; i++)
+				ran |= sl_workers_poll(p, i) == 1;
+		}
+	}
 	pthread_mutex_lock(&p->mu);
 	while (p->completed != p->posted)
 		pthread_cond_wait(&p->cv, &p->mu);

@@ -31,6 +31,13 @@ struct device {
 	struct entry *head;
 };
 
+/* A producer waiting for room, with the packet it holds. */
+struct waiter {
+	struct waiter *next;
+	uint32_t device_id;
+	uint64_t index;
+};
+
 struct sl_devstore {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -40,6 +47,7 @@ struct sl_devstore {
 	unsigned nproducers, nwaiting, ndone;
 	int error;            /* sticky: -ENOBUFS or -ECANCELED */
 	struct device *devs;
+	struct waiter *waiters;
 };
 
 int sl_devstore_new(uint64_t cap, struct sl_devstore **out)
@@ -101,6 +109,7 @@ void sl_devstore_reset(struct sl_devstore *st, unsigned nproducers)
 	st->used = st->handed_out;
 	st->nproducers = nproducers;
 	st->nwaiting = st->ndone = 0;
+	st->waiters = NULL;
 	st->error = 0;
 	pthread_mutex_unlock(&st->lock);
 }
@@ -135,14 +144,19 @@ static void deadline_after(struct timespec *ts, int timeout_ms)
 }
 
 /* Some consumer can still make progress: it holds a buffer it will release,
- * or the next index of some device is buffered. */
+ * the next index of some device is buffered, or a waiting producer holds it
+ * (it is admitted as soon as it wakes). */
 static bool consumer_can_progress(struct sl_devstore *st)
 {
 	if (st->handed_out)
 		return true;
-	for (struct device *d = st->devs; d; d = d->next)
+	for (struct device *d = st->devs; d; d = d->next) {
 		if (d->head && d->head->index == d->next_index)
 			return true;
+		for (struct waiter *w = st->waiters; w; w = w->next)
+			if (w->device_id == d->id && w->index == d->next_index)
+				return true;
+	}
 	return false;
 }
 
@@ -200,9 +214,15 @@ int sl_devstore_put(struct sl_devstore *st, uint32_t device_id, uint64_t index, 
 			ret = -ENOBUFS;
 			goto out;
 		}
+		struct waiter me = { st->waiters, device_id, index }, **wp;
+
+		st->waiters = &me;
 		st->nwaiting++;
 		ret = wait_locked(st, &dl, timeout_ms);
 		st->nwaiting--;
+		for (wp = &st->waiters; *wp != &me; wp = &(*wp)->next)
+			;
+		*wp = me.next;
 		if (ret)
 			goto out;
 	}

@@ -39,10 +39,12 @@
 
 enum sl_zc_mode { SL_ZC_AUTO, SL_ZC_URING, SL_ZC_MSG, SL_ZC_OFF };
 
+#define SL_SENDER_MAX_CHANNELS 64 /* the wire's limit (SL_MAX_CHANNELS) */
+
 struct sl_sender_config {
 	size_t size;              /* sizeof(struct sl_sender_config) */
 	const char *url;          /* tcp:HOST:PORT or unix:PATH of the receiver */
-	unsigned nchannels;       /* 1..SL_MAX_CHANNELS (64); 0 = 1 */
+	unsigned nchannels;       /* 1..SL_SENDER_MAX_CHANNELS (64); 0 = 1 */
 	const uint8_t *psk;       /* pre-shared key for the HMAC proof (required, >= 1 byte) */
 	size_t psk_len;
 	enum sl_zc_mode zc;       /* SL_ZC_AUTO picks the best available */

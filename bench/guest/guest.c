@@ -180,6 +180,15 @@ static int params_valid(const volatile struct sl_guest_params *p)
 	return 1;
 }
 
+/* The page record: tag, then the pass at the start and at the end. */
+static inline void write_page(uint32_t page, uint32_t pass)
+{
+	volatile uint32_t *w = (volatile uint32_t *)(uintptr_t)(page << SL_GUEST_PAGE_SHIFT);
+	w[SL_GUEST_REC_TAG] = page;
+	w[SL_GUEST_REC_PASS] = pass;
+	w[SL_GUEST_REC_PASS_END] = pass;
+}
+
 void guest_main(uint32_t magic, uint32_t info, uint32_t cpu)
 {
 	volatile struct sl_guest_params *vp = (volatile struct sl_guest_params *)SL_GUEST_PARAM_GPA;
@@ -226,23 +235,34 @@ void guest_main(uint32_t magic, uint32_t info, uint32_t cpu)
 	sl_guest_share(&p, cpu, &first, &n);
 
 	/* Resuming after a restore needs nothing special: all state is in
-	 * registers, this stack and the status block, which migrate. */
-	uint32_t since_report = 0;
+	 * registers, this stack and the status block, which migrate.
+	 *
+	 * The loops are kept short: on a KVM that emulates guest code (PVM)
+	 * every instruction costs, so pages are written in chunks up to the
+	 * next progress report, the sequential pattern has its own loop, and
+	 * the status block's pos is updated per chunk, not per page. */
+	const uint32_t report = p.report_pages ? p.report_pages : 0xffffffffu;
+	uint32_t left = report; /* page writes until the next progress OUT */
 	for (uint32_t pass = st->passes_done + 1;; pass++) {
 		struct sl_guest_order o;
 		sl_guest_order_begin(&o, n, p.pattern, p.stride, p.seed, pass);
 		st->pass = pass;
 		st->pos = 0;
-		for (uint32_t i = 0; i < n; i++) {
-			uint32_t page = first + sl_guest_order_next(&o);
-			volatile uint32_t *w = (volatile uint32_t *)(uintptr_t)(page << SL_GUEST_PAGE_SHIFT);
-			w[SL_GUEST_REC_TAG] = page;
-			w[SL_GUEST_REC_PASS] = pass;
-			w[SL_GUEST_REC_PASS_END] = pass;
-			st->pos = i + 1;
-			if (p.report_pages && ++since_report == p.report_pages) {
-				outl(SL_GUEST_PORT_PROGRESS, since_report);
-				since_report = 0;
+		for (uint32_t i = 0; i < n;) {
+			uint32_t chunk = n - i < left ? n - i : left;
+			if (p.pattern == SL_GUEST_SEQUENTIAL) {
+				for (uint32_t page = first + i, end = page + chunk; page < end; page++)
+					write_page(page, pass);
+			} else {
+				for (uint32_t k = 0; k < chunk; k++)
+					write_page(first + sl_guest_order_next(&o), pass);
+			}
+			i += chunk;
+			left -= chunk;
+			st->pos = i;
+			if (left == 0) {
+				outl(SL_GUEST_PORT_PROGRESS, report);
+				left = report;
 			}
 		}
 		st->passes_done = pass;
@@ -255,7 +275,7 @@ void guest_main(uint32_t magic, uint32_t info, uint32_t cpu)
 		if (p.max_passes && pass >= p.max_passes)
 			break;
 	}
-	if (since_report)
-		outl(SL_GUEST_PORT_PROGRESS, since_report);
+	if (p.report_pages && left != report)
+		outl(SL_GUEST_PORT_PROGRESS, report - left);
 	halt_forever();
 }

@@ -75,7 +75,8 @@ struct sl_guest_params {
 };
 
 /* Per-vCPU progress, written by the guest: one per vCPU right after the
- * parameter block. pos is the number of pages of pass `pass` written. */
+ * parameter block. pos: pages of pass `pass` written, updated per chunk
+ * (at each progress report and at the end of a pass), so it may lag. */
 struct sl_guest_status {
 	uint32_t pass;
 	uint32_t pos;
@@ -94,7 +95,7 @@ struct sl_guest_status {
 static inline void sl_guest_share(const struct sl_guest_params *p, uint32_t cpu,
 				  uint32_t *first, uint32_t *n)
 {
-	/* wss_pages * cpu stays below 2^32: wss_pages < 2^20 (4 GiB), cpu < 32. */
+	/* Divide first: no product can overflow 32 bits. */
 	uint32_t lo = p->wss_pages / p->nvcpus * cpu;
 	uint32_t hi = cpu + 1 == p->nvcpus ? p->wss_pages : p->wss_pages / p->nvcpus * (cpu + 1);
 	*first = p->wss_first_page + lo;

@@ -170,6 +170,15 @@ static int receive_main(int argc, char **argv)
 		json_object_object_add(j, "pages_checked", json_object_new_boolean(chk.pages_checked));
 		json_object_object_add(j, "pages_ok", json_object_new_boolean(chk.pages_ok));
 		json_object_object_add(j, "why", json_object_new_string(chk.why));
+		{
+			struct json_object *a = json_object_new_array();
+
+			for (unsigned i = 0; i < chk.ndevices; i++) {
+				snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)chk.dev_hash[i]);
+				json_object_array_add(a, json_object_new_string(hash));
+			}
+			json_object_object_add(j, "device_hashes", a);
+		}
 		sl_stats_init(&st);
 		if (sl_dest_get_stats(d, &st) == 0 && sl_stats_to_json(&st, &js) == 0)
 			json_object_object_add(j, "stats", js);

@@ -24,6 +24,7 @@
 #include <json-c/json.h>
 
 #include "cmd_run.h"
+#include "cmd_run_netns.h"
 #include "cmd_run_report.h"
 
 struct child {
@@ -54,6 +55,10 @@ static void usage(FILE *f)
 		"Exit codes: 0 migrated and verified, 1 migration failed (the source VM keeps\n"
 		"running), 2 bad usage, 3 migrated but verification failed, 4 unsupported here.\n"
 		"\n"
+		"network:\n"
+		"  --netns               source and destination in two network namespaces joined\n"
+		"                        by a veth pair, as two hosts (needs root and iproute2)\n"
+		"  --link-rate RATE      with --netns: a tc tbf rate on the link, bytes/s (e.g. 1G)\n"
 		"test aid:\n"
 		"  --fault NAME          kill-dest-precopy, kill-dest-stopcopy, stall-dest,\n"
 		"                        wrong-key, dest-refuse-state\n");
@@ -96,11 +101,11 @@ static void push(char **argv, int *n, const char *a)
 	argv[(*n)++] = (char *)a;
 }
 
-static int spawn_dest(const struct run_opts *o, const char *keyfile, struct child *c, int *port,
-		      struct sl_errbuf *eb)
+static int spawn_dest(const struct run_opts *o, const char *keyfile, const char *netns,
+		      struct child *c, int *port, struct sl_errbuf *eb)
 {
 	char mem[32], wss[32], vcpus[16], timeout[32], readyfd[16];
-	char *argv[40];
+	char *argv[64];
 	int ready[2], out[2], n = 0;
 	char buf[32];
 	ssize_t got = 0;
@@ -115,7 +120,7 @@ static int spawn_dest(const struct run_opts *o, const char *keyfile, struct chil
 	push(argv, &n, "sluice");
 	push(argv, &n, "receive");
 	push(argv, &n, "--listen");
-	push(argv, &n, "tcp:127.0.0.1:0");
+	push(argv, &n, netns ? "tcp:" RUN_NETNS_DST_IP ":0" : "tcp:127.0.0.1:0");
 	push(argv, &n, "--psk-file");
 	push(argv, &n, keyfile);
 	push(argv, &n, "--workload");
@@ -130,6 +135,10 @@ static int spawn_dest(const struct run_opts *o, const char *keyfile, struct chil
 	push(argv, &n, timeout);
 	push(argv, &n, o->verify ? "--verify" : "--no-verify");
 	push(argv, &n, "--json");
+	for (unsigned i = 0; i < o->ndevices; i++) {
+		push(argv, &n, "--device");
+		push(argv, &n, o->devices[i]);
+	}
 	if (o->fault == RUN_FAULT_DEST_REFUSE_STATE) {
 		push(argv, &n, "--fault");
 		push(argv, &n, "refuse-state");
@@ -145,6 +154,10 @@ static int spawn_dest(const struct run_opts *o, const char *keyfile, struct chil
 		/* Child: stdout → the report pipe; ready pipe kept open across exec. */
 		int rfd = fcntl(ready[1], F_DUPFD, 10);
 
+		if (netns && run_netns_enter(netns, eb) < 0) {
+			fprintf(stderr, "sluice run: destination: %s\n", eb->msg);
+			_exit(127);
+		}
 		snprintf(readyfd, sizeof(readyfd), "%d", rfd);
 		dup2(out[1], STDOUT_FILENO);
 		execv("/proc/self/exe", argv);
@@ -225,6 +238,12 @@ static void collect_dest(struct child *c, struct run_dest_view *dv, int *status,
 		snprintf(dv->why, sizeof(dv->why), "%s", json_object_get_string(v));
 	if (json_object_object_get_ex(j, "error", &v))
 		snprintf(dv->error, sizeof(dv->error), "%s", json_object_get_string(v));
+	if (json_object_object_get_ex(j, "device_hashes", &v) && json_object_is_type(v, json_type_array)) {
+		dv->ndevices = (unsigned)SL_MIN(json_object_array_length(v), (size_t)RUN_MAX_DEVICES);
+		for (unsigned i = 0; i < dv->ndevices; i++)
+			dv->dev_hash[i] = strtoull(json_object_get_string(json_object_array_get_idx(v, i)),
+						   NULL, 16);
+	}
 	json_object_put(j);
 }
 
@@ -276,6 +295,8 @@ static int run_main(int argc, char **argv)
 	static const struct option longopts[] = {
 		RUN_COMMON_LONGOPTS,
 		{ "fault", required_argument, NULL, 3001 },
+		{ "netns", no_argument, NULL, 3002 },
+		{ "link-rate", required_argument, NULL, 3003 },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct run_opts o;
@@ -286,6 +307,7 @@ static int run_main(int argc, char **argv)
 	struct run_dest_view dv;
 	struct run_verdict verdict;
 	struct wl_source *w = NULL;
+	struct run_netns ns = { 0 };
 	struct sl_errbuf eb = { { 0 } };
 	uint8_t key[64];
 	char keyfile[256] = "", url[64];
@@ -303,6 +325,16 @@ static int run_main(int argc, char **argv)
 		if (c == 3001) {
 			if (parse_fault(optarg, &o.fault) < 0)
 				return sl_cli_usage_error("run", "--fault %s: unknown fault", optarg);
+			continue;
+		}
+		if (c == 3002) {
+			o.netns = true;
+			continue;
+		}
+		if (c == 3003) {
+			if (sl_cli_parse_rate(optarg, &o.link_rate) < 0)
+				return sl_cli_usage_error("run", "--link-rate %s: expected bytes/s like 1G", optarg);
+			o.netns = true;
 			continue;
 		}
 		if (c == '?')
@@ -330,7 +362,17 @@ static int run_main(int argc, char **argv)
 		keyfile[0] = 0;
 		goto out;
 	}
-	ret = spawn_dest(&o, keyfile, &dest, &port, &eb);
+	if (o.netns) {
+		ret = run_netns_setup(&ns, o.link_rate, &eb);
+		if (ret == 0)
+			ret = run_netns_enter(ns.src, &eb);
+		if (ret < 0) {
+			fprintf(stderr, "sluice run: --netns: %s\n", eb.msg);
+			code = SL_EXIT_UNSUPPORTED;
+			goto out;
+		}
+	}
+	ret = spawn_dest(&o, keyfile, o.netns ? ns.dst : NULL, &dest, &port, &eb);
 	if (ret < 0) {
 		fprintf(stderr, "sluice run: %s\n", eb.msg);
 		goto out;
@@ -353,7 +395,7 @@ static int run_main(int argc, char **argv)
 	hooks.iteration = on_iteration;
 	hooks.stopped = on_stopped;
 	hooks.ctx = &rc;
-	snprintf(url, sizeof(url), "tcp:127.0.0.1:%d", port);
+	snprintf(url, sizeof(url), "tcp:%s:%d", o.netns ? RUN_NETNS_DST_IP : "127.0.0.1", port);
 	if (o.fault == RUN_FAULT_WRONG_KEY) {
 		if (getrandom(key, 32, 0) != 32)
 			memset(key, 0x5a, 32);
@@ -400,6 +442,7 @@ out:
 		close(dest.out_fd);
 	if (keyfile[0])
 		unlink(keyfile);
+	run_netns_teardown(&ns);
 	wl_source_free(&w);
 	sl_stats_exit(&res.stats);
 	memset(key, 0, sizeof(key));

@@ -18,6 +18,8 @@
 
 enum run_workload { RUN_WL_KVM, RUN_WL_PROC, RUN_WL_SYNTHETIC };
 
+#define RUN_MAX_DEVICES 8
+
 /* Failure injection for tests (sluice run --fault). */
 enum run_fault {
 	RUN_FAULT_NONE,
@@ -53,6 +55,10 @@ struct run_opts {
 	const char *psk_file;
 	const char *url;            /* send: --to; receive: --listen */
 	enum run_fault fault;
+	const char *devices[RUN_MAX_DEVICES]; /* --device SPEC (sl_vfio_spec_new) */
+	unsigned ndevices;
+	bool netns;                 /* run: two network namespaces + veth */
+	uint64_t link_rate;         /* run --netns: tc tbf rate, bytes/s (0 = none) */
 	int ready_fd;               /* receive: write "PORT\n" here once listening */
 };
 
@@ -83,6 +89,7 @@ void run_opts_default(struct run_opts *o);
 	{ "timeout", required_argument, NULL, 1008 },               \
 	{ "seed", required_argument, NULL, 1009 },                  \
 	{ "psk-file", required_argument, NULL, 'k' },               \
+	{ "device", required_argument, NULL, 1010 },                \
 	{ "help", no_argument, NULL, 'h' }
 
 /* Handles one common option. Returns 0 (handled), 1 (not a common option)
@@ -115,6 +122,8 @@ uint64_t wl_source_progress(struct wl_source *w);
 bool wl_source_running(struct wl_source *w, uint64_t wait_ns);
 /* Where its memory lives. */
 uint64_t wl_source_mem_bytes(const struct wl_source *w);
+/* State hashes of its simulated devices (0 for devices without one). */
+unsigned wl_source_device_hashes(struct wl_source *w, uint64_t *out, unsigned max);
 
 struct wl_dest_result {
 	bool applicable;        /* the workload runs on the destination (kvm) */
@@ -123,6 +132,8 @@ struct wl_dest_result {
 	uint64_t progress_after;
 	bool pages_checked;     /* a content check ran (kvm: page records) */
 	bool pages_ok;
+	unsigned ndevices;
+	uint64_t dev_hash[RUN_MAX_DEVICES]; /* simulated devices' state after the load */
 	char why[200];          /* the first problem */
 };
 
@@ -141,6 +152,8 @@ struct run_result {
 	struct sl_migration_stats stats;
 	struct sl_dest_report dest;
 	uint64_t source_hash;
+	unsigned ndevices;
+	uint64_t dev_hash[RUN_MAX_DEVICES]; /* source devices' state at stop */
 	bool source_running_after_failure;
 };
 

@@ -81,6 +81,8 @@ int run_parse_common(const char *cmd, int c, const char *arg, struct run_opts *o
 			return sl_cli_usage_error(cmd, "--wss %s: expected a size like 256M", arg);
 		return 0;
 	case 'P':
+		if (!strcmp(arg, "seq"))
+			arg = "sequential"; /* the short name sluice bench qemu uses */
 		if (strcmp(arg, "sequential") && strcmp(arg, "random") && strcmp(arg, "stride") &&
 		    strcmp(arg, "uniform") && strcmp(arg, "hotcold") && strcmp(arg, "zipf"))
 			return sl_cli_usage_error(cmd, "--pattern %s: expected sequential, random, stride "
@@ -166,6 +168,11 @@ int run_parse_common(const char *cmd, int c, const char *arg, struct run_opts *o
 	case 'k':
 		o->psk_file = arg;
 		return 0;
+	case 1010:
+		if (o->ndevices == RUN_MAX_DEVICES)
+			return sl_cli_usage_error(cmd, "--device: at most %d devices", RUN_MAX_DEVICES);
+		o->devices[o->ndevices++] = arg;
+		return 0;
 	default:
 		return 1;
 	}
@@ -203,7 +210,8 @@ void run_print_common_help(FILE *f)
 {
 	fprintf(f,
 		"workload:\n"
-		"  --workload kvm|proc|synthetic  what runs and is migrated (default: kvm where /dev/kvm works, else proc)\n"
+		"  --workload kvm|proc|synthetic  what runs and is migrated (default: kvm where /dev/kvm\n"
+		"                        works, else proc where userfaultfd-WP works, else synthetic)\n"
 		"  --mem SIZE            guest RAM (default 512M)\n"
 		"  --wss SIZE            working set the workload rewrites (default 256M)\n"
 		"  --pattern NAME        sequential|random|stride (kvm, proc); sequential|uniform|hotcold|zipf (synthetic)\n"
@@ -212,6 +220,8 @@ void run_print_common_help(FILE *f)
 		"  --dirty-log MODE      kvm dirty log: manual (bitmap + CLEAR, default), bitmap, ring\n"
 		"  --warmup DURATION     let the workload run before migrating (default 500ms)\n"
 		"  --seed N              workload seed (default 1)\n"
+		"  --device SPEC         add a migration device (repeatable), e.g. SIMULATED\n"
+		"                        sim:state=64M,precopy=32M,dirty-rate=8M/s or vfio:/dev/vfio/devices/vfio0\n"
 		"migration:\n"
 		"  --channels N          TCP channels (default 2)\n"
 		"  --bandwidth RATE      cap, bytes/s (default unlimited)\n"

@@ -36,6 +36,14 @@ void run_print_scenario(FILE *f, const struct run_opts *o, const char *dest)
 		o->bandwidth ? sl_cli_fmt_bytes(o->bandwidth, bw, sizeof(bw)) : "unlimited",
 		o->bandwidth ? "/s" : "",
 		policy_name(o->policy), (double)o->downtime_limit_ns / 1e6, zc_name(o->zc));
+	if (o->netns) {
+		char lr[32];
+
+		fprintf(f, "  network: two namespaces joined by a veth pair%s%s%s\n",
+			o->link_rate ? ", tc tbf " : "",
+			o->link_rate ? sl_cli_fmt_bytes(o->link_rate, lr, sizeof(lr)) : "",
+			o->link_rate ? "/s" : "");
+	}
 }
 
 void run_verdict(const struct run_opts *o, const struct run_result *res,
@@ -57,7 +65,21 @@ void run_verdict(const struct run_opts *o, const struct run_result *res,
 	v->guest_ok = v->guest_checked && dv->guest_running;
 	v->pages_checked = dv && dv->known && dv->pages_checked;
 	v->pages_ok = v->pages_checked && dv->pages_ok;
-	v->verified = v->hash_ok && (!v->guest_checked || v->guest_ok) && (!v->pages_checked || v->pages_ok);
+	/* Simulated devices: their state hash on both ends (real devices
+	 * report 0 and are checked by the driver when RESUMING ends). */
+	if (dv && dv->known && res->ndevices) {
+		v->devices_checked = false;
+		v->devices_ok = dv->ndevices == res->ndevices;
+		for (unsigned i = 0; i < res->ndevices && i < dv->ndevices; i++) {
+			if (!res->dev_hash[i])
+				continue;
+			v->devices_checked = true;
+			if (res->dev_hash[i] != dv->dev_hash[i])
+				v->devices_ok = false;
+		}
+	}
+	v->verified = v->hash_ok && (!v->guest_checked || v->guest_ok) && (!v->pages_checked || v->pages_ok) &&
+		      (!v->devices_checked || v->devices_ok);
 	v->exit_code = v->verified ? SL_EXIT_OK : SL_EXIT_VERIFY;
 }
 
@@ -90,6 +112,9 @@ void run_print_report(FILE *f, const struct run_opts *o, const struct run_result
 			v->guest_ok ? "advancing on the destination" : "NOT advancing");
 	if (v->pages_checked)
 		fprintf(f, "  page records   %s\n", v->pages_ok ? "consistent" : "INCONSISTENT");
+	if (v->devices_checked)
+		fprintf(f, "  device state   %u device%s: %s\n", res->ndevices, res->ndevices == 1 ? "" : "s",
+			v->devices_ok ? "state hashes equal" : "state hashes DIFFERENT");
 	if (dv && dv->why[0])
 		fprintf(f, "  problem        %s\n", dv->why);
 	fprintf(f, "\nresult: %s\n", v->verified ? "migrated and verified" : "migrated, verification FAILED");
@@ -114,6 +139,8 @@ struct json_object *run_json(const struct run_opts *o, const struct run_result *
 	json_object_object_add(j, "wss_bytes", json_object_new_int64((int64_t)o->wss));
 	json_object_object_add(j, "pattern", json_object_new_string(o->pattern));
 	json_object_object_add(j, "dirty_rate_bps", json_object_new_int64((int64_t)o->dirty_rate));
+	json_object_object_add(j, "netns", json_object_new_boolean(o->netns));
+	json_object_object_add(j, "link_rate_bps", json_object_new_int64((int64_t)o->link_rate));
 	if (res->err)
 		json_object_object_add(j, "source_running",
 				       json_object_new_boolean(res->source_running_after_failure));
@@ -132,6 +159,9 @@ struct json_object *run_json(const struct run_opts *o, const struct run_result *
 	}
 	json_object_object_add(ver, "pages_checked", json_object_new_boolean(v->pages_checked));
 	json_object_object_add(ver, "pages_ok", json_object_new_boolean(v->pages_ok));
+	json_object_object_add(ver, "devices_checked", json_object_new_boolean(v->devices_checked));
+	json_object_object_add(ver, "devices_ok", json_object_new_boolean(v->devices_ok));
+	json_object_object_add(j, "devices", json_object_new_int((int)o->ndevices));
 	json_object_object_add(ver, "dest_hash_ms", json_object_new_double((double)res->dest.hash_ns / 1e6));
 	json_object_object_add(ver, "why", json_object_new_string(dv && dv->why[0] ? dv->why : ""));
 	json_object_object_add(j, "verification", ver);

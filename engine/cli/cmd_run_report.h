@@ -15,6 +15,8 @@ struct run_dest_view {
 	bool guest_running;
 	uint64_t progress_at_resume, progress_after;
 	bool pages_checked, pages_ok;
+	unsigned ndevices;
+	uint64_t dev_hash[RUN_MAX_DEVICES];
 	char why[200];
 	char error[SL_ERRMSG_MAX];
 };
@@ -25,6 +27,7 @@ struct run_verdict {
 	bool hash_checked, hash_ok;
 	bool guest_checked, guest_ok;
 	bool pages_checked, pages_ok;
+	bool devices_checked, devices_ok; /* simulated devices' state hashes */
 	int exit_code;          /* enum sl_exit */
 };
 

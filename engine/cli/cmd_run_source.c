@@ -113,8 +113,10 @@ int run_source(const struct run_opts *o, struct wl_source *w, const char *url,
 	sl_session_dest_report(s, &res->dest);
 	/* The VM stays stopped here after a successful migration, so its
 	 * memory is exactly what the destination received. */
-	if (o->verify)
+	if (o->verify) {
 		res->source_hash = sl_session_ram_hash(s);
+		res->ndevices = wl_source_device_hashes(w, res->dev_hash, RUN_MAX_DEVICES);
+	}
 out:
 	if (ret < 0 && !res->stats.n_iter)
 		sl_session_get_stats(s, &res->stats);

@@ -27,6 +27,7 @@
 #include "cmd_run.h"
 #include "sl_dirty.h"
 #include "sl_procload.h"
+#include "sl_vfio.h"
 #include "sl_vmm.h"
 
 #define WL_MAX_REGIONS 64
@@ -49,7 +50,53 @@ struct wl_source {
 	uint64_t t0, pause_start, paused_ns;
 	struct wl_region reg[WL_MAX_REGIONS];
 	unsigned nreg;
+	struct sl_devset *devs;
 };
+
+/* The --device specs as a device set (same order on both ends). */
+static int make_devices(const struct run_opts *o, struct sl_devset **out, struct sl_errbuf *eb)
+{
+	struct sl_devset *ds = NULL;
+	int ret;
+
+	*out = NULL;
+	if (!o->ndevices)
+		return 0;
+	ret = sl_devset_new(NULL, &ds);
+	if (ret < 0)
+		return sl_err(eb, ret, "device set: %s", strerror(-ret));
+	for (unsigned i = 0; i < o->ndevices; i++) {
+		struct sl_vfio_backend *be = NULL;
+		char name[16];
+
+		snprintf(name, sizeof(name), "dev%u", i);
+		ret = sl_vfio_spec_new(o->devices[i], name, &be, eb);
+		if (ret >= 0)
+			ret = sl_devset_add(ds, be);
+		if (ret < 0) {
+			if (!eb->msg[0] || ret == -ENOMEM)
+				sl_err(eb, ret, "--device %s: %s", o->devices[i], sl_devset_last_error(ds));
+			sl_devset_free(&ds);
+			return ret;
+		}
+	}
+	*out = ds;
+	return 0;
+}
+
+/* A simulated device's state hash; 0 for real devices (no way to read it). */
+static uint64_t device_hash(struct sl_devset *ds, unsigned i)
+{
+	struct sl_vfio_backend *be = sl_vfio_dev_backend(sl_devset_dev(ds, i));
+
+	if (!be)
+		return 0;
+	if (!strcmp(be->ops->kind, "simulated"))
+		return sl_devsim_state_hash(be);
+	if (!strcmp(be->ops->kind, "legacy-simulated"))
+		return sl_vfio_legacy_state_hash(be);
+	return 0;
+}
 
 static void sleep_ns(uint64_t ns)
 {
@@ -273,6 +320,8 @@ int wl_source_new(const struct run_opts *o, struct wl_source **out, struct sl_er
 	case RUN_WL_PROC: ret = proc_source_new(w, eb); break;
 	default: ret = synthetic_source_new(w, eb); break;
 	}
+	if (ret >= 0)
+		ret = make_devices(o, &w->devs, eb);
 	if (ret < 0) {
 		wl_source_free(&w);
 		return ret;
@@ -296,6 +345,7 @@ void wl_source_free(struct wl_source **wp)
 		sl_dirty_free(&w->reg[i].src);
 	sl_procload_free(&w->proc);
 	sl_vmm_free(&w->vmm);
+	sl_devset_free(&w->devs);
 	if (w->mem)
 		munmap(w->mem, w->mem_len);
 	free(w);
@@ -317,7 +367,22 @@ int wl_source_register(struct wl_source *w, struct sl_session *s, struct sl_errb
 		if (ret < 0)
 			return sl_err(eb, ret, "%s", sl_session_last_error(s));
 	}
+	if (w->devs) {
+		int ret = sl_session_add_devices(s, w->devs);
+
+		if (ret < 0)
+			return sl_err(eb, ret, "%s", sl_session_last_error(s));
+	}
 	return 0;
+}
+
+unsigned wl_source_device_hashes(struct wl_source *w, uint64_t *out, unsigned max)
+{
+	unsigned n = w->devs ? SL_MIN(sl_devset_count(w->devs), max) : 0;
+
+	for (unsigned i = 0; i < n; i++)
+		out[i] = device_hash(w->devs, i);
+	return n;
 }
 
 /* ---- VM operations ------------------------------------------------------- */
@@ -457,6 +522,7 @@ struct wl_dest {
 	struct wl_region reg[WL_MAX_REGIONS];
 	unsigned nreg;
 	bool state_ok;
+	struct sl_devset *devs;
 	struct wl_blob blob;
 	uint64_t progress_at_resume;
 	bool resumed;
@@ -507,6 +573,9 @@ int wl_dest_new(const struct run_opts *o, struct wl_dest **out, struct sl_errbuf
 		w->reg[0].len = o->mem;
 		w->nreg = 1;
 	}
+	ret = make_devices(o, &w->devs, eb);
+	if (ret < 0)
+		goto fail;
 	*out = w;
 	return 0;
 fail:
@@ -521,6 +590,7 @@ void wl_dest_free(struct wl_dest **wp)
 	if (!w)
 		return;
 	sl_vmm_free(&w->vmm);
+	sl_devset_free(&w->devs);
 	if (w->mem)
 		munmap(w->mem, w->mem_len);
 	free(w);
@@ -585,6 +655,11 @@ int wl_dest_register(struct wl_dest *w, struct sl_dest *d, struct sl_errbuf *eb)
 		if (ret < 0)
 			return sl_err(eb, ret, "%s", sl_dest_last_error(d));
 	}
+	if (w->devs) {
+		ret = sl_dest_add_devices(d, w->devs);
+		if (ret < 0)
+			return sl_err(eb, ret, "%s", sl_dest_last_error(d));
+	}
 	ret = sl_dest_set_ops(d, &ops, w);
 	if (ret < 0)
 		return sl_err(eb, ret, "%s", sl_dest_last_error(d));
@@ -594,6 +669,11 @@ int wl_dest_register(struct wl_dest *w, struct sl_dest *d, struct sl_errbuf *eb)
 void wl_dest_check(struct wl_dest *w, struct wl_dest_result *out)
 {
 	memset(out, 0, sizeof(*out));
+	if (w->devs) {
+		out->ndevices = SL_MIN(sl_devset_count(w->devs), (unsigned)RUN_MAX_DEVICES);
+		for (unsigned i = 0; i < out->ndevices; i++)
+			out->dev_hash[i] = device_hash(w->devs, i);
+	}
 	if (!w->vmm) {
 		out->applicable = false;
 		out->running = w->resumed;

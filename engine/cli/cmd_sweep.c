@@ -381,6 +381,15 @@ static int do_run(struct sweep *s, const size_t *ix, uint64_t rep, size_t nrun, 
 
 /* ---- output -------------------------------------------------------------- */
 
+/* One right-aligned table cell; "-" for a figure the run did not report. */
+static void cell(double v, int width, int prec)
+{
+	if (isnan(v))
+		printf(" %*s", width, "-");
+	else
+		printf(" %*.*f", width, prec, v);
+}
+
 static void print_table(const struct sweep *s)
 {
 	size_t n = json_object_array_length(s->results);
@@ -397,13 +406,15 @@ static void print_table(const struct sweep *s)
 		json_object_object_get_ex(rec, "result", &res);
 		for (size_t i = 0; i < s->np; i++)
 			printf("%-16s ", jstr(params, s->p[i].def->name));
-		printf("%3d %4d %8s %12.2f %12.2f %11.2f %6.0f %12.2f\n",
-		       (int)jnum(rec, "repeat"), (int)jnum(rec, "exit_code"),
+		printf("%3d %4d %8s", (int)jnum(rec, "repeat"), (int)jnum(rec, "exit_code"),
 		       res && json_object_object_get_ex(res, "verified", &v) && v
-			       ? (json_object_get_boolean(v) ? "yes" : "NO") : "-",
-		       jnum(res, "downtime_ms"), jnum(res, "e2e_downtime_ms"),
-		       jnum(res, "total_ms"), jnum(res, "iterations"),
-		       jnum(res, "transferred_bytes") / (1024.0 * 1024.0));
+			       ? (json_object_get_boolean(v) ? "yes" : "NO") : "-");
+		cell(jnum(res, "downtime_ms"), 12, 2);
+		cell(jnum(res, "e2e_downtime_ms"), 12, 2);
+		cell(jnum(res, "total_ms"), 11, 2);
+		cell(jnum(res, "iterations"), 6, 0);
+		cell(jnum(res, "transferred_bytes") / (1024.0 * 1024.0), 12, 2);
+		printf("\n");
 		if (err && *err)
 			printf("    error: %s\n", err);
 	}
@@ -547,6 +558,20 @@ static void series_title(const struct sweep *s, size_t k, char *buf, size_t len)
 	}
 }
 
+static bool has_points(const struct sweep *s)
+{
+	size_t n = json_object_array_length(s->results);
+
+	for (size_t r = 0; r < n; r++) {
+		struct json_object *res = NULL;
+
+		json_object_object_get_ex(json_object_array_get_idx(s->results, r), "result", &res);
+		if (!isnan(jnum(res, "downtime_ms")) || !isnan(jnum(res, "total_ms")))
+			return true;
+	}
+	return false;
+}
+
 static int make_plot(const struct sweep *s)
 {
 	char why[160] = "", dir[] = "/tmp/sluice-sweep-XXXXXX", data[64], script[64], title[200];
@@ -561,6 +586,10 @@ static int make_plot(const struct sweep *s)
 	if (!term) {
 		fprintf(stderr, "sluice sweep: cannot plot: %s\n", why[0] ? why : "gnuplot failed");
 		return SL_EXIT_UNSUPPORTED;
+	}
+	if (!has_points(s)) {
+		fprintf(stderr, "sluice sweep: nothing to plot: no run reported downtime_ms or total_ms\n");
+		return SL_EXIT_FAILED;
 	}
 	if (!mkdtemp(dir)) {
 		fprintf(stderr, "sluice sweep: cannot make a temporary directory: %s\n", strerror(errno));

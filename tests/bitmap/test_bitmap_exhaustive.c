@@ -29,6 +29,9 @@ static void push(struct ranges *rs, uint64_t first, uint64_t npages)
 
 static void expect_equal(const struct ranges *got, const struct ranges *want, const char *what)
 {
+	/* The quick check first: this runs millions of times under ASan. */
+	if (got->n == want->n && !memcmp(got->r, want->r, got->n * sizeof(*got->r)))
+		return;
 	if (got->n != want->n)
 		fail_msg("%s: %zu ranges, expected %zu", what, got->n, want->n);
 	for (size_t i = 0; i < got->n; i++) {

@@ -121,8 +121,10 @@ static void scan_all(const uint64_t *w, uint64_t npages, uint64_t base, uint64_t
 		n = sl_bitmap_scan(w, npages, base, (gap || max_len || rnd() % 2) ? &o : NULL,
 				   &c, buf, k);
 		assert_true(n >= 0 && (size_t)n <= k);
-		/* Progress: a call on a live cursor writes a range or finishes. */
+		/* Progress: a call on a live cursor writes a range or finishes;
+		 * a call that does not fill the buffer finishes. */
 		assert_true(n > 0 || sl_scan_cursor_done(&c));
+		assert_true((size_t)n == k || sl_scan_cursor_done(&c));
 		for (ssize_t i = 0; i < n; i++)
 			push(out, buf[i].first, buf[i].npages);
 		assert_true(++calls < 100000000);

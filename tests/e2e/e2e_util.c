@@ -117,8 +117,14 @@ static struct json_object *walk(const struct e2e_run *r, const char *path)
 	for (tok = strtok_r(buf, ".", &save); tok && o; tok = strtok_r(NULL, ".", &save)) {
 		struct json_object *n = NULL;
 
-		if (!json_object_object_get_ex(o, tok, &n))
+		if (json_object_is_type(o, json_type_array)) {
+			/* "iterations.0.sent_bytes": a number indexes an array */
+			n = json_object_array_get_idx(o, (size_t)strtoul(tok, NULL, 10));
+			if (!n)
+				return NULL;
+		} else if (!json_object_object_get_ex(o, tok, &n)) {
 			return NULL;
+		}
 		o = n;
 	}
 	return o;

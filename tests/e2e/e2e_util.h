@@ -27,7 +27,7 @@ const char *e2e_sluice(void);
 int e2e_exec(const char *const *args, int timeout_s, struct e2e_run *r);
 void e2e_run_release(struct e2e_run *r);
 
-/* JSON accessors on r->json (path "a.b" walks objects). */
+/* JSON accessors on r->json (path "a.b.0.c" walks objects and arrays). */
 bool e2e_bool(const struct e2e_run *r, const char *path);
 int64_t e2e_int(const struct e2e_run *r, const char *path);
 double e2e_double(const struct e2e_run *r, const char *path);

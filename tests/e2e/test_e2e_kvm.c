@@ -67,6 +67,18 @@ static void test_kvm_several_channels_bandwidth(void **state)
 	e2e_run_release(r);
 }
 
+static void test_kvm_dirty_ring(void **state)
+{
+	static const char *const args[] = { "run", "--workload", "kvm", "--mem", "64M", "--wss", "32M",
+					     "--dirty-log", "ring", "--pattern", "random", "--channels", "2",
+					     "--bandwidth", "100M", "--json", NULL };
+	struct e2e_run *r = *state;
+
+	assert_int_equal(e2e_exec(args, 55, r), 0);
+	check_verified(r, 2);
+	e2e_run_release(r);
+}
+
 static void test_kvm_readable_report(void **state)
 {
 	static const char *const args[] = { "run", "--mem", "32M", "--wss", "16M", "--quiet", NULL };
@@ -94,6 +106,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kvm_one_channel),
 		cmocka_unit_test(test_kvm_several_channels_bandwidth),
+		cmocka_unit_test(test_kvm_dirty_ring),
 		cmocka_unit_test(test_kvm_readable_report),
 	};
 

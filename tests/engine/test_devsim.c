@@ -65,7 +65,7 @@ static struct sl_vfio_backend *mk(const char *name, uint32_t caps, uint64_t stat
 static void rig_init(struct rig *r, unsigned n, uint32_t caps, uint64_t state, uint64_t pre)
 {
 	struct sl_devset_config c = {
-		.size = sizeof(c), .use_uring = true, .nbufs = 4, .get_config = get_config,
+		.size = sizeof(c), .nbufs = 4, .get_config = get_config,
 		.load_config = load_config, .cb_ctx = r, .loader_timeout_ms = 3000,
 	};
 	struct sl_devset_sink sink = { .send = wire_send, .flush = wire_flush, .ctx = &r->w };
@@ -363,7 +363,7 @@ static void test_short_stream(void **st)
 	rig_init(&r, 1, ALL, 1 * MiB, 0);
 	r.w.drop_idx = 2;
 	sl_devset_free(&r.dst);
-	struct sl_devset_config c = { .size = sizeof(c), .use_uring = true, .loader_timeout_ms = 300 };
+	struct sl_devset_config c = { .size = sizeof(c), .loader_timeout_ms = 300 };
 	assert_int_equal(sl_devset_new(&c, &r.dst), 0);
 	assert_int_equal(sl_devset_add(r.dst, mk("dev0", ALL, 1 * MiB, 0, 0, 5)), 0);
 	src = wire_source(&r);

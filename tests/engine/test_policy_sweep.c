@@ -237,6 +237,13 @@ static void test_plot(void **state)
 	fclose(f);
 	assert_memory_equal(magic, "\x89PNG\r\n\x1a\n", 8);
 
+	/* every run failed: nothing to plot is an error, not a gnuplot crash */
+	snprintf(args, sizeof(args), "--param downtime-limit=666ms --plot %s/none.png", dir);
+	assert_int_equal(sweep(args, &out), 1);
+	free(out);
+	snprintf(path, sizeof(path), "%s/none.png", dir);
+	assert_int_equal(access(path, F_OK), -1);
+
 	/* a category on the x axis, svg by extension */
 	snprintf(path, sizeof(path), "%s/p.svg", dir);
 	snprintf(args, sizeof(args), "--param policy=threshold,predictive,ramp --plot %s", path);

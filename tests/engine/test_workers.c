@@ -222,6 +222,57 @@ static void test_pin_fallback(void **state)
 	sl_topology_free(&t);
 }
 
+/* Manual mode: one global log shows exactly what ran when. */
+static uint32_t order[64];
+static uint32_t n_order;
+
+static int log_order(struct sl_worker *w, void *arg)
+{
+	order[n_order++] = sl_worker_index(w) * 100 + (uint32_t)(uintptr_t)arg;
+	return (uintptr_t)arg == 99 ? -EIO : 0;
+}
+
+static void test_manual_stepping(void **state)
+{
+	struct sl_workers_config cfg = { .size = sizeof(cfg), .n_workers = 2,
+					 .queue_depth = 3, .manual = true };
+	struct sl_workers *pool = NULL;
+
+	(void)state;
+	n_order = 0;
+	assert_int_equal(sl_workers_new(&cfg, &pool, NULL), 0);
+	for (uintptr_t k = 1; k <= 3; k++)
+		assert_int_equal(sl_workers_post(pool, 0, log_order, (void *)k), 0);
+	assert_int_equal(sl_workers_post(pool, 0, log_order, (void *)4), -EAGAIN);
+	assert_int_equal(sl_workers_post(pool, 1, log_order, (void *)1), 0);
+	assert_int_equal(sl_workers_post(pool, 1, log_order, (void *)99), 0);
+	assert_int_equal(n_order, 0); /* nothing runs by itself */
+
+	assert_int_equal(sl_workers_poll(pool, 1), 1);
+	assert_int_equal(n_order, 1);
+	assert_int_equal(order[0], 101);
+	assert_int_equal(sl_worker_done(sl_workers_get(pool, 1)), 1);
+	assert_int_equal(sl_worker_done(sl_workers_get(pool, 0)), 0);
+
+	/* wait: round robin, one message per worker per round */
+	assert_int_equal(sl_workers_wait(pool), -EIO);
+	assert_int_equal(n_order, 5);
+	assert_int_equal(order[1], 1);
+	assert_int_equal(order[2], 199);
+	assert_int_equal(order[3], 2);
+	assert_int_equal(order[4], 3);
+	assert_int_equal(sl_workers_poll(pool, 0), 0);
+	assert_int_equal(sl_workers_poll(pool, 2), -EINVAL);
+	assert_int_equal(sl_workers_wait(pool), 0);
+	sl_workers_free(&pool);
+
+	/* poll is for manual pools only */
+	cfg.manual = false;
+	assert_int_equal(sl_workers_new(&cfg, &pool, NULL), 0);
+	assert_int_equal(sl_workers_poll(pool, 0), -EINVAL);
+	sl_workers_free(&pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -229,6 +280,7 @@ int main(void)
 		cmocka_unit_test(test_errors_and_run_all),
 		cmocka_unit_test(test_pinned_on_this_machine),
 		cmocka_unit_test(test_pin_fallback),
+		cmocka_unit_test(test_manual_stepping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

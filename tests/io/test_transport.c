@@ -31,7 +31,7 @@
  * over the 20 s budget, so the e2e cases move 256 MiB each. */
 #define REGION_MB 256
 #else
-#define REGION_MB 32
+#define REGION_MB 16
 #endif
 
 #define NDEV 2

@@ -367,14 +367,11 @@ static void test_rejections(void **state)
 	expect_reject(&ram, &r1, 40, b8, 8, -EINVAL, "bad range 0");
 	sl_put_be32(b4, 2);
 	expect_reject(&ram, &r1, 36, b4, 4, -EINVAL, "2 ranges do not fill a 56-byte header");
-	sl_put_be32(b4, 0x00000038 | 0x00010000);
 	{
 		uint8_t hl[2];
 
 		sl_put_be16(hl, 41);
 		expect_reject(&ram, &r1, 2, hl, 2, -EINVAL, "bad header length 41");
-		sl_put_be16(hl, 48);
-		expect_reject(&dev, NULL, 2, hl, 2, -EINVAL, "bad header length 48" + 0);
 		sl_put_be16(hl, 40);
 		expect_reject(&dev, NULL, 2, hl, 2, -EINVAL, "bad header length 40");
 	}

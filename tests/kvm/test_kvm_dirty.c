@@ -29,10 +29,13 @@
 
 #define SLOT 0
 #define PAGE 4096u
+#define MAX_VCPUS 2
 
 struct vm {
-	int kvm_fd, vm_fd, vcpu_fd;
-	struct kvm_run *run;
+	int kvm_fd, vm_fd;
+	unsigned nvcpus;
+	int vcpu_fd[MAX_VCPUS];
+	struct kvm_run *run[MAX_VCPUS];
 	size_t run_size;
 	uint8_t *mem;
 	uint64_t npages;
@@ -46,15 +49,16 @@ static void check(int ret, const char *what)
 		fail_msg("%s: %s", what, strerror(errno));
 }
 
+static void vcpu_create(struct vm *vm, unsigned v);
+
 /* manual: MANUAL_PROTECT2 with INITIALLY_SET; ring_entries: dirty ring on. */
-static void vm_create(struct vm *vm, uint64_t npages, bool manual, uint32_t ring_entries)
+static void vm_create_n(struct vm *vm, uint64_t npages, bool manual, uint32_t ring_entries,
+			unsigned nvcpus)
 {
 	struct kvm_userspace_memory_region mr;
-	struct kvm_sregs sregs;
-	struct kvm_segment seg;
 	struct sl_errbuf eb;
-	int mmap_size;
 
+	assert_true(nvcpus >= 1 && nvcpus <= MAX_VCPUS);
 	memset(vm, 0, sizeof(*vm));
 	vm->npages = npages;
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -91,16 +95,38 @@ static void vm_create(struct vm *vm, uint64_t npages, bool manual, uint32_t ring
 	mr.memory_size = npages * PAGE;
 	mr.userspace_addr = (uintptr_t)vm->mem;
 	check(ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr), "KVM_SET_USER_MEMORY_REGION");
-	vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0);
-	check(vm->vcpu_fd, "KVM_CREATE_VCPU");
+	vm->nvcpus = nvcpus;
+	for (unsigned v = 0; v < nvcpus; v++)
+		vcpu_create(vm, v);
+
+	if (ring_entries) {
+		struct sl_kvm_ring_config rc = {
+			.size = sizeof(rc), .vm_fd = vm->vm_fd, .nvcpus = vm->nvcpus, .vcpu_fds = vm->vcpu_fd,
+			.ring_entries = ring_entries,
+		};
+
+		if (sl_kvm_ring_new(&rc, &vm->ring, &eb) < 0)
+			fail_msg("%s", eb.msg);
+	}
+}
+
+/* One vCPU in flat 32-bit protected mode. */
+static void vcpu_create(struct vm *vm, unsigned v)
+{
+	struct kvm_sregs sregs;
+	struct kvm_segment seg;
+	int mmap_size;
+
+	vm->vcpu_fd[v] = ioctl(vm->vm_fd, KVM_CREATE_VCPU, v);
+	check(vm->vcpu_fd[v], "KVM_CREATE_VCPU");
 	mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	check(mmap_size, "KVM_GET_VCPU_MMAP_SIZE");
 	vm->run_size = (size_t)mmap_size;
-	vm->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd, 0);
-	assert_true(vm->run != MAP_FAILED);
+	vm->run[v] = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd[v], 0);
+	assert_true(vm->run[v] != MAP_FAILED);
 
 	/* Flat 32-bit protected mode: 4 GiB code and data segments, no paging. */
-	check(ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs), "KVM_GET_SREGS");
+	check(ioctl(vm->vcpu_fd[v], KVM_GET_SREGS, &sregs), "KVM_GET_SREGS");
 	memset(&seg, 0, sizeof(seg));
 	seg.base = 0;
 	seg.limit = 0xffffffff;
@@ -124,33 +150,30 @@ static void vm_create(struct vm *vm, uint64_t npages, bool manual, uint32_t ring
 	memset(&sregs.ldt, 0, sizeof(sregs.ldt));
 	sregs.ldt.unusable = 1;
 	sregs.cr0 |= 1; /* PE */
-	check(ioctl(vm->vcpu_fd, KVM_SET_SREGS, &sregs), "KVM_SET_SREGS");
+	check(ioctl(vm->vcpu_fd[v], KVM_SET_SREGS, &sregs), "KVM_SET_SREGS");
+}
 
-	if (ring_entries) {
-		struct sl_kvm_ring_config rc = {
-			.size = sizeof(rc), .vm_fd = vm->vm_fd, .nvcpus = 1, .vcpu_fds = &vm->vcpu_fd,
-			.ring_entries = ring_entries,
-		};
-
-		if (sl_kvm_ring_new(&rc, &vm->ring, &eb) < 0)
-			fail_msg("%s", eb.msg);
-	}
+static void vm_create(struct vm *vm, uint64_t npages, bool manual, uint32_t ring_entries)
+{
+	vm_create_n(vm, npages, manual, ring_entries, 1);
 }
 
 static void vm_destroy(struct vm *vm)
 {
 	sl_kvm_ring_free(&vm->ring);
-	munmap(vm->run, vm->run_size);
-	close(vm->vcpu_fd);
+	for (unsigned v = 0; v < vm->nvcpus; v++) {
+		munmap(vm->run[v], vm->run_size);
+		close(vm->vcpu_fd[v]);
+	}
 	close(vm->vm_fd);
 	close(vm->kvm_fd);
 	munmap(vm->mem, vm->npages * PAGE);
 }
 
-/* Guest code at GPA 0: "mov al, 1; mov [page*4096 + 8], al" per page; hlt. */
-static void load_writes(struct vm *vm, const uint64_t *pages, size_t n)
+/* Guest code at code_page: "mov al, 1; mov [page*4096 + 8], al" per page; hlt. */
+static void load_writes_at(struct vm *vm, uint64_t code_page, const uint64_t *pages, size_t n)
 {
-	uint8_t *c = vm->mem;
+	uint8_t *c = vm->mem + code_page * PAGE;
 
 	assert_true(2 + n * 5 + 1 <= PAGE);
 	*c++ = 0xb0; /* mov al, imm8 */
@@ -158,12 +181,17 @@ static void load_writes(struct vm *vm, const uint64_t *pages, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		uint32_t addr = (uint32_t)(pages[i] * PAGE + 8);
 
-		assert_true(pages[i] > 0 && pages[i] < vm->npages); /* page 0 holds the code */
+		assert_true(pages[i] != code_page && pages[i] < vm->npages); /* code is only read */
 		*c++ = 0xa2; /* mov moffs32, al */
 		memcpy(c, &addr, 4);
 		c += 4;
 	}
 	*c = 0xf4; /* hlt */
+}
+
+static void load_writes(struct vm *vm, const uint64_t *pages, size_t n)
+{
+	load_writes_at(vm, 0, pages, n);
 }
 
 /* Guest code: write one byte to each of pages [first, first + count) in a
@@ -193,24 +221,24 @@ static void load_sweep(struct vm *vm, uint32_t first, uint32_t count)
 	memcpy(vm->mem, code, sizeof(code));
 }
 
-/* Runs the guest from GPA 0 until HLT; drains the ring on DIRTY_RING_FULL.
+/* Runs vCPU v from code_page until HLT; drains its ring on DIRTY_RING_FULL.
  * Returns how many times the ring filled. */
-static int run_to_hlt(struct vm *vm)
+static int run_vcpu_to_hlt(struct vm *vm, unsigned v, uint64_t code_page)
 {
 	struct kvm_regs regs;
 	int fulls = 0;
 
 	memset(&regs, 0, sizeof(regs));
-	regs.rip = 0;
+	regs.rip = code_page * PAGE;
 	regs.rflags = 2;
-	check(ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs), "KVM_SET_REGS");
+	check(ioctl(vm->vcpu_fd[v], KVM_SET_REGS, &regs), "KVM_SET_REGS");
 	for (;;) {
-		if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
+		if (ioctl(vm->vcpu_fd[v], KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			fail_msg("KVM_RUN: %s", strerror(errno));
 		}
-		switch (vm->run->exit_reason) {
+		switch (vm->run[v]->exit_reason) {
 		case KVM_EXIT_HLT:
 			return fulls;
 		case KVM_EXIT_IO:
@@ -218,7 +246,7 @@ static int run_to_hlt(struct vm *vm)
 		case KVM_EXIT_DIRTY_RING_FULL:
 			assert_non_null(vm->ring);
 			{
-				int dn = sl_dirty_kvm_ring_drain(vm->ring, 0);
+				int dn = sl_dirty_kvm_ring_drain(vm->ring, v);
 
 				if (dn <= 0)
 					fail_msg("drain after DIRTY_RING_FULL returned %d (full #%d)", dn, fulls + 1);
@@ -226,9 +254,14 @@ static int run_to_hlt(struct vm *vm)
 			fulls++;
 			break;
 		default:
-			fail_msg("unexpected exit reason %u", vm->run->exit_reason);
+			fail_msg("unexpected exit reason %u", vm->run[v]->exit_reason);
 		}
 	}
+}
+
+static int run_to_hlt(struct vm *vm)
+{
+	return run_vcpu_to_hlt(vm, 0, 0);
 }
 
 static struct sl_dirty_source *bitmap_src(struct vm *vm, bool manual)
@@ -286,9 +319,33 @@ static void test_bitmap_exact(void **state)
 	vm_destroy(&vm);
 }
 
+/* KVM cannot be asked a slot's size: a config that understates it must
+ * fail cleanly (KVM's bitmap copy hits the guard page), not overrun memory. */
+static void test_bitmap_slot_larger_than_config(void **state)
+{
+	struct sl_dirty_kvm_bitmap_config cfg;
+	struct sl_dirty_source *src = NULL;
+	struct vm vm;
+
+	(void)state;
+	vm_create(&vm, NPAGES, false, 0);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.size = sizeof(cfg);
+	cfg.vm_fd = vm.vm_fd;
+	cfg.slot = SLOT;
+	cfg.npages = NPAGES - 64;
+	assert_int_equal(sl_dirty_kvm_bitmap_new(&cfg, &src, NULL), 0);
+	assert_int_equal(sl_dirty_start(src), -EFAULT);
+	assert_non_null(strstr(sl_dirty_last_error(src), "larger than the configured npages"));
+	sl_dirty_free(&src);
+	vm_destroy(&vm);
+}
+
 static void test_bitmap_manual_clear(void **state)
 {
 	static const uint64_t again[] = {2, 64, 400};
+	static const uint64_t after[] = {3};
+	static const uint64_t after_all[] = {3, 64, 400};
 	struct vm vm;
 	struct sl_dirty_source *src;
 	struct sl_dirty_counters c;
@@ -331,8 +388,16 @@ static void test_bitmap_manual_clear(void **state)
 	memset(bm, 0, sizeof(bm));
 	assert_int_equal(sl_dirty_sync(src, bm), 2);
 	assert_exact(bm, NPAGES, again + 1, 2);
+	/* A write after the last GET survives a clear of its chunk: the
+	 * clear re-arms only the pages that GET reported. */
+	load_writes(&vm, after, 1);
+	run_to_hlt(&vm);
+	assert_int_equal(sl_dirty_clear(src, 0, 64), 0);
+	memset(bm, 0, sizeof(bm));
+	assert_int_equal(sl_dirty_sync(src, bm), 3);
+	assert_exact(bm, NPAGES, after_all, 3);
 	sl_dirty_get_counters(src, &c);
-	assert_int_equal(c.clear_calls, 4 + 1 + 1);
+	assert_int_equal(c.clear_calls, 4 + 1 + 1 + 1);
 	sl_dirty_free(&src);
 	vm_destroy(&vm);
 }
@@ -410,6 +475,36 @@ static void test_ring_full_drained(void **state)
 	free(bm);
 }
 
+/* Two vCPUs, two rings: vCPU 0 runs code at page 0, vCPU 1 at page 1; both
+ * write page 10 (two entries, one page). */
+static void test_ring_two_vcpus(void **state)
+{
+	static const uint64_t w0[] = {2, 10, 100};
+	static const uint64_t w1[] = {3, 10, NPAGES - 1};
+	static const uint64_t both[] = {2, 3, 10, 100, NPAGES - 1};
+	struct vm vm;
+	struct sl_dirty_source *src;
+	uint64_t bm[NPAGES / 64] = {0};
+
+	(void)state;
+	vm_create_n(&vm, NPAGES, false, 4096, 2);
+	src = ring_src(&vm);
+	load_writes_at(&vm, 0, w0, SL_ARRAY_SIZE(w0));
+	load_writes_at(&vm, 1, w1, SL_ARRAY_SIZE(w1));
+	assert_int_equal(run_vcpu_to_hlt(&vm, 0, 0), 0);
+	assert_int_equal(run_vcpu_to_hlt(&vm, 1, 1), 0);
+	assert_int_equal(sl_dirty_sync(src, bm), SL_ARRAY_SIZE(both));
+	assert_exact(bm, NPAGES, both, SL_ARRAY_SIZE(both));
+	/* Only vCPU 1 writes now: its ring alone holds the entries. */
+	assert_int_equal(run_vcpu_to_hlt(&vm, 1, 1), 0);
+	memset(bm, 0, sizeof(bm));
+	assert_int_equal(sl_dirty_sync(src, bm), SL_ARRAY_SIZE(w1));
+	assert_exact(bm, NPAGES, w1, SL_ARRAY_SIZE(w1));
+	assert_int_equal(sl_kvm_ring_overflows(vm.ring), 0);
+	sl_dirty_free(&src);
+	vm_destroy(&vm);
+}
+
 struct vcpu_thread {
 	struct vm *vm;
 	int fulls;
@@ -476,8 +571,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bitmap_exact),
+		cmocka_unit_test(test_bitmap_slot_larger_than_config),
 		cmocka_unit_test(test_bitmap_manual_clear),
 		cmocka_unit_test(test_ring_exact),
+		cmocka_unit_test(test_ring_two_vcpus),
 		cmocka_unit_test(test_ring_full_drained),
 		cmocka_unit_test(test_ring_drain_from_vcpu_thread),
 	};
