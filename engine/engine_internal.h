@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "sl_bitmap.h"
+#include "sl_placement.h"
 #include "sl_policy.h"
 #include "sl_sender.h"
 #include "sl_stats.h"
@@ -43,6 +44,7 @@ struct sl_region {
 	bool manual_clear;       /* clear-before-copy chunks */
 	bool started_here;       /* the session started the source */
 	uint64_t *bitmap;        /* pending dirty pages, engine-owned */
+	int32_t node;            /* NUMA node holding it, -1 unknown */
 	char name[32];
 };
 
@@ -82,6 +84,7 @@ struct sl_session {
 
 	struct sl_sender *sender;
 	struct sl_workers *workers;
+	struct sl_placement plan;   /* where the scan workers run */
 	struct sl_scan_job *jobs;
 	size_t njobs;
 	struct sl_range *zero_buf, *data_buf; /* batch split buffers */

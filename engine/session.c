@@ -186,6 +186,7 @@ SL_EXPORT int sl_session_add_ram(struct sl_session *s, const struct sl_ram_confi
 	r->npages = ram->length / ps;
 	r->dirty = ram->dirty;
 	r->manual_clear = sl_dirty_caps(ram->dirty) & SL_DIRTY_CAP_MANUAL_CLEAR;
+	r->node = -1;
 	snprintf(r->name, sizeof(r->name), "%s", ram->name ? ram->name : "ram");
 	r->bitmap = calloc(sl_bitmap_words(r->npages), sizeof(uint64_t));
 	if (!r->bitmap)

@@ -114,9 +114,28 @@ int sl_session_scan_setup(struct sl_session *s)
 	/* One job needs no pool: scan inline (a small guest's bitmap is a few
 	 * KiB; a thread hop would cost more than the scan). */
 	if (n > 1 && s->cfg.scan_workers > 1) {
+		struct sl_region_node *rn = calloc(s->nregions, sizeof(*rn));
+		uint32_t nw = (uint32_t)SL_MIN((size_t)s->cfg.scan_workers, n);
+
+		if (!rn)
+			return sl_err(&s->err, -ENOMEM, "scan: out of memory");
+		/* Scanners go to the NUMA nodes that hold the RAM they scan. */
+		for (size_t i = 0; i < s->nregions; i++) {
+			rn[i].node = sl_numa_node_of(s->regions[i].host, s->regions[i].length);
+			rn[i].bytes = s->regions[i].length;
+			s->regions[i].node = rn[i].node;
+		}
+		ret = sl_placement_plan_host(rn, s->nregions, nw, 0, &s->plan, &eb);
+		free(rn);
+		if (ret < 0) {
+			/* No topology (containers, odd machines): unpinned workers. */
+			sl_session_log(s, SL_LOG_INFO, "scan workers unpinned: %s", eb.msg);
+			memset(&s->plan, 0, sizeof(s->plan));
+		}
 		memset(&wc, 0, sizeof(wc));
 		wc.size = sizeof(wc);
-		wc.n_workers = (uint32_t)SL_MIN((size_t)s->cfg.scan_workers, n);
+		wc.plan = s->plan.n_workers ? &s->plan : NULL;
+		wc.n_workers = nw;
 		wc.log = s->cfg.log;
 		wc.log_ctx = s->cfg.log_ctx;
 		ret = sl_workers_new(&wc, &s->workers, &eb);
@@ -126,9 +145,23 @@ int sl_session_scan_setup(struct sl_session *s)
 	return 0;
 }
 
+/* A scanner on the node holding the job's memory, round-robin among them;
+ * any scanner when the node is unknown or has none. */
+static uint32_t pick_worker(struct sl_session *s, const struct sl_scan_job *j, size_t k)
+{
+	uint32_t idx[64], n = 0;
+
+	if (s->plan.n_workers && j->region->node >= 0)
+		n = sl_placement_scanners_on_node(&s->plan, j->region->node, idx, SL_ARRAY_SIZE(idx));
+	if (n)
+		return idx[k % SL_MIN(n, (uint32_t)SL_ARRAY_SIZE(idx))];
+	return (uint32_t)(k % sl_workers_count(s->workers));
+}
+
 void sl_session_scan_teardown(struct sl_session *s)
 {
 	sl_workers_free(&s->workers);
+	sl_placement_release(&s->plan);
 	for (size_t i = 0; i < s->njobs; i++)
 		free(s->jobs[i].ranges);
 	free(s->jobs);
@@ -148,10 +181,9 @@ int sl_session_scan_all(struct sl_session *s)
 		for (size_t i = 0; i < s->njobs && !ret; i++)
 			ret = scan_job(NULL, &s->jobs[i]);
 	} else {
-		uint32_t nw = sl_workers_count(s->workers);
-
 		for (size_t i = 0; i < s->njobs; i++) {
-			ret = sl_workers_post(s->workers, (uint32_t)(i % nw), scan_job, &s->jobs[i]);
+			ret = sl_workers_post(s->workers, pick_worker(s, &s->jobs[i], i), scan_job,
+					      &s->jobs[i]);
 			if (ret < 0)
 				break;
 		}

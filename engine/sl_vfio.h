@@ -280,6 +280,11 @@ struct sl_devset_config {
 	void (*initial_loaded)(void *ctx, uint32_t dev);
 	void *cb_ctx;
 	int loader_timeout_ms; /* per next() wait; 0 = 30000 */
+	/* precopy_read: time budget per device per call (0 = 50 ms), and how
+	 * long to wait for owed initial data that is not readable yet before
+	 * giving up until the next call (0 = 5 ms). */
+	unsigned precopy_budget_ms;
+	unsigned precopy_poll_ms;
 	sl_log_fn log;
 	void *log_ctx;
 };
@@ -327,10 +332,12 @@ SL_EXPORT int sl_devset_set_sink(struct sl_devset *ds, const struct sl_devset_si
 SL_EXPORT int sl_devset_precopy_start(struct sl_devset *ds);
 /* Current pending figures (precopy info + data-size estimates). */
 SL_EXPORT int sl_devset_pending(struct sl_devset *ds, struct sl_devset_pending *out);
-/* Reads what PRE_COPY devices have now, without waiting (ENOMSG / 0 / EAGAIN
- * = nothing now), up to max_bytes in total (0 = no limit), sends each buffer
- * and flushes once at the end (and whenever the buffers run out). Returns
- * bytes sent (>= 0) or -errno (the engine then calls abort_to_running). */
+/* Reads what PRE_COPY devices have now (ENOMSG / 0 / EAGAIN = nothing now),
+ * up to max_bytes in total (0 = no limit) and within cfg.precopy_budget_ms
+ * per device; while initial data is owed but not readable it waits up to
+ * cfg.precopy_poll_ms for it. Sends each buffer and flushes once at the end
+ * (and whenever the buffers run out). Returns bytes sent (>= 0) or -errno
+ * (the engine then calls abort_to_running). */
 SL_EXPORT int64_t sl_devset_precopy_read(struct sl_devset *ds, uint64_t max_bytes);
 /* Switchover: every device -> RUNNING_P2P / PRE_COPY_P2P (where P2P exists)
  * first, then every device -> STOP_COPY. Call after the vCPUs are stopped.

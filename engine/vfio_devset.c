@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -98,6 +99,10 @@ int sl_devset_new(const struct sl_devset_config *cfg, struct sl_devset **out)
 		ds->cfg.nbufs = 8;
 	if (!ds->cfg.loader_timeout_ms)
 		ds->cfg.loader_timeout_ms = 30000;
+	if (!ds->cfg.precopy_budget_ms)
+		ds->cfg.precopy_budget_ms = 50;
+	if (!ds->cfg.precopy_poll_ms)
+		ds->cfg.precopy_poll_ms = 5;
 	*out = ds;
 	return 0;
 }
@@ -509,6 +514,8 @@ int64_t sl_devset_precopy_read(struct sl_devset *ds, uint64_t max_bytes)
 		struct member *m = &ds->m[i];
 		struct sl_vfio_backend *be = sl_vfio_dev_backend(m->dev);
 		enum sl_vfio_state s = sl_vfio_dev_state(m->dev);
+		/* Each device gets its share of the call's time budget. */
+		uint64_t deadline = sl_now_ns() + (uint64_t)ds->cfg.precopy_budget_ms * 1000000ull;
 
 		if (s != SL_VFIO_PRE_COPY && s != SL_VFIO_PRE_COPY_P2P)
 			continue;
@@ -518,7 +525,7 @@ int64_t sl_devset_precopy_read(struct sl_devset *ds, uint64_t max_bytes)
 			size_t len = sl_datafd_buf_size(ds->rd);
 			int res;
 
-			if (max_bytes && (uint64_t)total >= max_bytes)
+			if ((max_bytes && (uint64_t)total >= max_bytes) || sl_now_ns() >= deadline)
 				break;
 			ret = take_buf(ds, &b, &idx);
 			if (ret < 0)
@@ -548,6 +555,19 @@ int64_t sl_devset_precopy_read(struct sl_devset *ds, uint64_t max_bytes)
 				if (flags) { /* announce it even without data */
 					ret = do_send(ds, m, flags, NULL, 0);
 					m->init_flagged = m->st.initial_done = ret == 0;
+					break;
+				}
+				/* Initial data is owed but not readable yet (a device
+				 * that produces asynchronously): wait a little for it
+				 * within this call's budget instead of leaving it to
+				 * the next iteration. */
+				uint64_t now = sl_now_ns();
+				if (!m->init_flagged && ini > 0 && !be->ops->read && now < deadline) {
+					uint64_t left_ms = (deadline - now) / 1000000 + 1;
+					struct pollfd pfd = { .fd = sl_vfio_dev_data_fd(m->dev),
+							      .events = POLLIN };
+					if (poll(&pfd, 1, (int)SL_MIN(left_ms, (uint64_t)ds->cfg.precopy_poll_ms)) > 0)
+						continue;
 				}
 				break;
 			}

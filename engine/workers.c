@@ -116,7 +116,6 @@ static void *worker_main(void *arg)
 
 	for (;;) {
 		struct msg m;
-		int err;
 
 		pthread_mutex_lock(&w->mu);
 		while (!w->count && !w->stop)

@@ -40,6 +40,13 @@ static ssize_t hook_save(void *ctx, void *buf, size_t cap)
 	return c->inner.save_state(c->inner_vmm, buf, cap);
 }
 
+static void hook_throttle(void *ctx, unsigned pct)
+{
+	struct src_ctx *c = ctx;
+
+	c->inner.throttle(c->inner_vmm, pct);
+}
+
 static void hook_iter(void *ctx, const struct sl_iter_record *rec)
 {
 	struct src_ctx *c = ctx;
@@ -97,6 +104,7 @@ int run_source(const struct run_opts *o, struct wl_source *w, const char *url,
 	ops.stop = hook_stop;
 	ops.resume = hook_resume;
 	ops.save_state = c.inner.save_state ? hook_save : NULL;
+	ops.throttle = c.inner.throttle ? hook_throttle : NULL;
 	ops.iteration_done = hook_iter;
 	sl_session_set_vm_ops(s, &ops, &c);
 

@@ -51,6 +51,9 @@ struct wl_source {
 	struct wl_region reg[WL_MAX_REGIONS];
 	unsigned nreg;
 	struct sl_devset *devs;
+	/* throttling: the write rate the workload had before the first throttle */
+	uint64_t base_t0, base_p0;
+	uint64_t base_rate; /* pages/s, 0 = not measured yet */
 };
 
 /* The --device specs as a device set (same order on both ends). */
@@ -326,6 +329,8 @@ int wl_source_new(const struct run_opts *o, struct wl_source **out, struct sl_er
 		wl_source_free(&w);
 		return ret;
 	}
+	w->base_t0 = sl_now_ns();
+	w->base_p0 = wl_source_progress(w);
 	*out = w;
 	return 0;
 }
@@ -464,6 +469,30 @@ static ssize_t src_save_state(void *ctx, void *buf, size_t cap)
 	}
 }
 
+/* The policy's throttle (stall action "throttle"): take pct % of the
+ * workload's write rate away, like QEMU's CPU throttling takes vCPU time. */
+static void src_throttle(void *ctx, unsigned pct)
+{
+	struct wl_source *w = ctx;
+	uint64_t rate;
+
+	if (!w->base_rate) {
+		uint64_t dt = sl_now_ns() - w->base_t0, dp = wl_source_progress(w) - w->base_p0;
+
+		w->base_rate = w->o.dirty_rate ? w->o.dirty_rate / PAGE
+			: dt ? (uint64_t)((double)dp * 1e9 / (double)dt) : 0;
+		if (!w->base_rate)
+			w->base_rate = 1;
+	}
+	rate = pct >= 100 ? 1 : SL_MAX(w->base_rate * (100 - pct) / 100, (uint64_t)1);
+	if (!pct)
+		rate = w->o.dirty_rate / PAGE; /* back to the configured rate */
+	if (w->vmm)
+		sl_vmm_set_rate_limit(w->vmm, rate);
+	else if (w->proc)
+		sl_procload_set_rate_limit(w->proc, rate);
+}
+
 void wl_source_vm_ops(struct wl_source *w, struct sl_vm_ops *ops, void **vmm)
 {
 	memset(ops, 0, sizeof(*ops));
@@ -471,6 +500,7 @@ void wl_source_vm_ops(struct wl_source *w, struct sl_vm_ops *ops, void **vmm)
 	ops->stop = src_stop;
 	ops->resume = src_resume;
 	ops->save_state = src_save_state;
+	ops->throttle = w->vmm || w->proc ? src_throttle : NULL;
 	*vmm = w;
 }
 

@@ -110,6 +110,7 @@ static struct sl_dirty_source *synthetic(double pages_per_sec)
 struct dest_opts {
 	int fail_load;
 	unsigned ndev;
+	unsigned nregions; /* 0 = 1 */
 };
 
 static struct sl_vfio_backend *sim(const char *name, uint64_t seed)
@@ -160,6 +161,11 @@ static void dest_child(const struct dest_opts *o, int fd)
 	}
 	if (sl_dest_add_ram(d, &ram) != 0 || sl_dest_set_ops(d, &ops, &vm) != 0)
 		_exit(4);
+	for (unsigned i = 1; i < o->nregions; i++) {
+		ram.host = map();
+		if (sl_dest_add_ram(d, &ram) != (int)i)
+			_exit(4);
+	}
 	port = sl_dest_port(d);
 	if (write(fd, &port, sizeof(port)) != sizeof(port))
 		_exit(5);
@@ -508,6 +514,58 @@ static void test_devices(void **state)
 	munmap(mem, MEM);
 }
 
+/* Several regions: region ids line up on both ends, and with more than one
+ * scan job the bitmaps are scanned on the (NUMA-placed) worker pool. */
+static void test_several_regions_parallel_scan(void **state)
+{
+	struct dest_opts o = { .nregions = 3 };
+	struct dest_proc p;
+	struct dest_result res;
+	struct fake_vm vm = { .running = true, .state = 5 };
+	struct sl_vm_ops ops = { .size = sizeof(ops), .stop = vm_stop, .resume = vm_resume,
+				 .save_state = vm_save };
+	struct sl_session_config cfg = { .size = sizeof(cfg), .channels = 3, .psk = key,
+					 .psk_len = sizeof(key), .scan_workers = 2 };
+	struct sl_dirty_source *src[3];
+	uint8_t *mem[3];
+	struct sl_migration_stats st;
+	struct sl_session *s = NULL;
+	struct sl_errbuf eb;
+
+	(void)state;
+	dest_start(&p, &o);
+	assert_int_equal(sl_session_new(&cfg, &s, &eb), 0);
+	for (int i = 0; i < 3; i++) {
+		struct sl_ram_config ram = { .size = sizeof(ram), .length = MEM, .gpa = (uint64_t)i * MEM };
+
+		mem[i] = map();
+		/* Distinct contents per region: a region swap would change the hash. */
+		for (uint32_t pg = 0; pg < MEM / PAGE; pg += 3)
+			mem[i][(size_t)pg * PAGE + 8] = (uint8_t)(i + 1);
+		src[i] = synthetic(500);
+		ram.host = mem[i];
+		ram.dirty = src[i];
+		assert_int_equal(sl_session_add_ram(s, &ram), i);
+	}
+	assert_int_equal(sl_session_set_vm_ops(s, &ops, &vm), 0);
+	assert_int_equal(sl_session_connect(s, p.url), 0);
+	sl_stats_init(&st);
+	assert_int_equal(sl_session_migrate(s, &st), 0);
+	dest_finish(&p, &res);
+	assert_int_equal(res.ret, 0);
+	assert_true(res.hash == sl_session_ram_hash(s));
+	assert_int_equal(st.total_bytes, 3ull * MEM);
+	assert_int_equal(st.iter[0].dirty_bytes, 3ull * MEM);
+	/* Two of three pages are zero in every region. */
+	assert_true(st.zero_pages >= 2 * 3 * (MEM / PAGE / 3));
+	sl_stats_exit(&st);
+	sl_session_free(&s);
+	for (int i = 0; i < 3; i++) {
+		sl_dirty_free(&src[i]);
+		munmap(mem[i], MEM);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -516,6 +574,7 @@ int main(void)
 		cmocka_unit_test(test_cancel_from_other_thread),
 		cmocka_unit_test(test_dest_failure_resumes_vm),
 		cmocka_unit_test(test_devices),
+		cmocka_unit_test(test_several_regions_parallel_scan),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

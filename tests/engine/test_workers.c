@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -163,13 +164,14 @@ static void test_pinned_on_this_machine(void **state)
 	sl_topology_free(&t);
 }
 
+/* Called from the worker threads (the log contract): count atomically. */
 static void count_log(void *ctx, enum sl_log_level level, const char *msg)
 {
-	int *n = ctx;
+	atomic_int *n = ctx;
 
 	assert_int_equal(level, SL_LOG_WARNING);
 	assert_non_null(strstr(msg, "unpinned"));
-	(*n)++;
+	atomic_fetch_add(n, 1);
 }
 
 static void test_pin_fallback(void **state)
@@ -180,7 +182,7 @@ static void test_pin_fallback(void **state)
 	struct sl_topo_desc d;
 	struct sl_placement plan;
 	struct sl_workers *pool = NULL;
-	int logs = 0;
+	atomic_int logs = 0;
 	struct sl_workers_config cfg = { .size = sizeof(cfg), .plan = &plan,
 					 .buf_bytes = 4096, .log = count_log,
 					 .log_ctx = &logs };
@@ -202,7 +204,7 @@ static void test_pin_fallback(void **state)
 		assert_int_equal(sl_worker_pinned(sl_workers_get(pool, i)), possible);
 		expect_logs += possible ? 0 : 1;
 	}
-	assert_int_equal(logs, expect_logs);
+	assert_int_equal(atomic_load(&logs), expect_logs);
 	/* still works unpinned; node-1 buffer on a one-node machine: malloc */
 	assert_int_equal(sl_workers_run_all(pool, note_index, slots), 0);
 	assert_int_equal(slots[3], 103);
@@ -212,10 +214,10 @@ static void test_pin_fallback(void **state)
 	sl_workers_free(&pool);
 
 	cfg.no_pin = true;
-	logs = 0;
+	atomic_store(&logs, 0);
 	assert_int_equal(sl_workers_new(&cfg, &pool, NULL), 0);
 	assert_false(sl_worker_pinned(sl_workers_get(pool, 0)));
-	assert_int_equal(logs, 0);
+	assert_int_equal(atomic_load(&logs), 0);
 	sl_workers_free(&pool);
 	sl_placement_release(&plan);
 	sl_topo_desc_release(&d);
