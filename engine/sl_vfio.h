@@ -307,6 +307,11 @@ struct sl_devset_pending {
 	uint64_t initial_bytes;  /* sum of PRE_COPY initial_bytes */
 	uint64_t dirty_bytes;    /* sum of PRE_COPY dirty_bytes */
 	uint64_t stopcopy_bytes; /* sum of MIG_DATA_SIZE estimates (0 where unknown) */
+	/* What STOP_COPY would move if the switch happened now: the MIG_DATA_SIZE
+	 * estimate where the device has one (it already includes what
+	 * initial/dirty count), else initial + dirty. Use this, not the sum of
+	 * the three fields above, as the devices' share of pending bytes. */
+	uint64_t switchover_bytes;
 	bool initial_done;       /* every PRE_COPY device has initial_bytes == 0 */
 };
 

@@ -40,7 +40,8 @@ typedef int (*sl_work_fn)(struct sl_worker *w, void *arg);
 struct sl_workers_config {
 	size_t size;                /* sizeof(struct sl_workers_config) */
 	/* Placement of each worker: n_workers = plan->n_workers, worker i is
-	 * plan->workers[i]. NULL → n_workers unpinned workers, node -1. */
+	 * plan->workers[i]. NULL → n_workers unpinned workers, node -1.
+	 * Copied: the plan may be released once sl_workers_new returns. */
 	const struct sl_placement *plan;
 	uint32_t n_workers;         /* used only when plan == NULL; 1..256 */
 	uint32_t queue_depth;       /* messages per worker; 0 → 64 */

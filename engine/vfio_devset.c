@@ -472,7 +472,7 @@ int sl_devset_pending(struct sl_devset *ds, struct sl_devset_pending *out)
 		struct member *m = &ds->m[i];
 		struct sl_vfio_backend *be = sl_vfio_dev_backend(m->dev);
 		enum sl_vfio_state s = sl_vfio_dev_state(m->dev);
-		uint64_t ini, dirty, sc;
+		uint64_t ini = 0, dirty = 0, sc = 0;
 
 		if (s == SL_VFIO_PRE_COPY || s == SL_VFIO_PRE_COPY_P2P) {
 			int ret = be->ops->precopy_info(be, sl_vfio_dev_data_fd(m->dev), &ini, &dirty);
@@ -484,8 +484,12 @@ int sl_devset_pending(struct sl_devset *ds, struct sl_devset_pending *out)
 			if (!m->init_flagged)
 				out->initial_done = false;
 		}
-		if (be->ops->data_size && be->ops->data_size(be, &sc) == 0)
+		if (be->ops->data_size && be->ops->data_size(be, &sc) == 0) {
 			out->stopcopy_bytes += sc;
+			out->switchover_bytes += sc;
+		} else if (s == SL_VFIO_PRE_COPY || s == SL_VFIO_PRE_COPY_P2P) {
+			out->switchover_bytes += ini + dirty;
+		}
 	}
 	return 0;
 }

@@ -284,6 +284,7 @@ static void round_trip(bool mtty, uint32_t caps)
 		assert_int_equal(sl_devset_pending(src, &p), 0);
 		assert_int_equal(p.initial_bytes, INITIAL);
 		assert_int_equal(p.stopcopy_bytes, STREAM);
+		assert_int_equal(p.switchover_bytes, STREAM);
 		assert_false(p.initial_done);
 		assert_int_equal(sl_devset_precopy_read(src, 0), INITIAL);
 		/* The end of available data was seen as ENOMSG, or as 0 (mtty). */
@@ -295,6 +296,7 @@ static void round_trip(bool mtty, uint32_t caps)
 		assert_int_equal(sl_devset_pending(src, &p), 0);
 		assert_int_equal(p.initial_bytes, 0);
 		assert_true(p.initial_done);
+		assert_int_equal(p.switchover_bytes, STREAM - INITIAL);
 		assert_int_equal(sl_devset_precopy_read(src, 0), 0);
 	}
 	fs.arc_log[0] = 0;

@@ -98,6 +98,7 @@ static void round_trip(unsigned n, bool precopy, uint64_t state, uint64_t data)
 		assert_int_equal(sl_devset_precopy_start(src), 0);
 		assert_int_equal(sl_devset_pending(src, &p), 0);
 		assert_int_equal(p.initial_bytes, n * (state + 24));
+		assert_int_equal(p.switchover_bytes, n * (state + 24));
 		assert_int_equal(sl_devset_precopy_read(src, 0), (int64_t)(n * (state + 24)));
 		assert_int_equal(sl_devset_pending(src, &p), 0);
 		assert_true(p.initial_done);
