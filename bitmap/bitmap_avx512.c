@@ -69,10 +69,10 @@ static inline size_t block_decode_avx512(const uint64_t *wp, uint64_t *carry, ui
 		__m512i lanes = _mm512_add_epi32(iota, _mm512_set1_epi32((int)(j * 64)));
 
 		*carry = w >> 63;
-		if (!b)
-			continue;
 		if (_mm_popcnt_u64(b) <= 4) {
-			/* Sparse word: four tzcnt stores beat four compresses. */
+			/* Sparse or boundary-free word: four tzcnt stores beat
+			 * four compresses, and testing b == 0 separately would
+			 * mispredict in blocks with a lone run. */
 			uint32_t base = j * 64;
 			size_t cnt = (size_t)_mm_popcnt_u64(b);
 

@@ -11,7 +11,7 @@
  * stream is a sequence of records:
  *   {u32 magic, u32 type, u64 offset, u32 len, u32 0} + payload
  *   type DATA: len bytes of state at offset;
- *   type END:  offset = state_bytes, payload = XXH64 of every stream byte
+ *   type END:  offset = state_bytes, payload = XXH3-64 of every stream byte
  *              before this record.
  * PRE_COPY emits never-sent precopy chunks first (initial_bytes), then chunks
  * dirtied after sending (dirty_bytes). STOP_COPY emits every chunk not yet
@@ -69,7 +69,7 @@ struct devsim {
 	uint64_t init_total; /* stream bytes of initial data (from session start) */
 	uint64_t scan_pos;
 	bool end_built, corrupt_done;
-	XXH64_state_t *hs;
+	XXH3_state_t *hs;
 	uint8_t *out;
 	size_t out_len, out_off;
 	const uint8_t *pay; /* STOP_COPY: payload written straight from the state */
@@ -83,7 +83,7 @@ struct devsim {
 	uint8_t end_hash[8];
 	bool end_seen, load_bad;
 	char load_err[96];
-	XXH64_state_t *ls;
+	XXH3_state_t *ls;
 	uint8_t *inbuf;
 
 	/* DMA logging */
@@ -224,17 +224,17 @@ static bool build_next(struct devsim *s)
 	if (!stopcopy)
 		return false;
 	{
-		uint64_t h = XXH64_digest(s->hs);
+		uint64_t h = XXH3_64bits_digest(s->hs);
 		put_rec(s, REC_END, s->cfg.state_bytes, &h, 8);
 		s->end_built = true;
 	}
 built:
 	if (!s->end_built) {
 		if (s->pay) {
-			XXH64_update(s->hs, s->out, REC_HDR);
-			XXH64_update(s->hs, s->pay, s->out_len - REC_HDR);
+			XXH3_64bits_update(s->hs, s->out, REC_HDR);
+			XXH3_64bits_update(s->hs, s->pay, s->out_len - REC_HDR);
 		} else {
-			XXH64_update(s->hs, s->out, s->out_len);
+			XXH3_64bits_update(s->hs, s->out, s->out_len);
 		}
 		/* Test hook: the bytes differ from what the checksum covers. */
 		if (s->cfg.corrupt_stream && !s->corrupt_done) {
@@ -281,7 +281,7 @@ static void parse(struct devsim *s, const uint8_t *p, size_t n)
 				    s->cur_off + s->cur_len > s->cfg.state_bytes ||
 				    s->cur_len != chunk_len(s, s->cur_off / s->chunk))
 					return load_fail(s, "record outside the device state");
-				XXH64_update(s->ls, s->hdr, REC_HDR);
+				XXH3_64bits_update(s->ls, s->hdr, REC_HDR);
 			} else if (s->cur_type == REC_END) {
 				if (s->cur_len != 8 || s->cur_off != s->cfg.state_bytes)
 					return load_fail(s, "bad end record");
@@ -293,7 +293,7 @@ static void parse(struct devsim *s, const uint8_t *p, size_t n)
 		size_t k = SL_MIN(n, (size_t)(s->cur_len - s->cur_done));
 		if (s->cur_type == REC_DATA) {
 			memcpy(s->mem + s->cur_off + s->cur_done, p, k);
-			XXH64_update(s->ls, p, k);
+			XXH3_64bits_update(s->ls, p, k);
 		} else {
 			memcpy(s->end_hash + s->cur_done, p, k);
 		}
@@ -304,7 +304,7 @@ static void parse(struct devsim *s, const uint8_t *p, size_t n)
 			if (s->cur_type == REC_DATA) {
 				s->loaded[s->cur_off / s->chunk] = 1;
 			} else {
-				uint64_t want, got = XXH64_digest(s->ls);
+				uint64_t want, got = XXH3_64bits_digest(s->ls);
 				memcpy(&want, s->end_hash, 8);
 				if (want != got)
 					return load_fail(s, "stream checksum mismatch");
@@ -466,7 +466,7 @@ static void start_save(struct devsim *s)
 	s->out_len = s->out_off = 0;
 	memset(s->sent, 0, s->nchunks);
 	memset(s->dirty, 0, s->nchunks);
-	XXH64_reset(s->hs, 0);
+	XXH3_64bits_reset(s->hs);
 }
 
 static int sim_set_state(struct sl_vfio_backend *be, enum sl_vfio_state to, int *data_fd)
@@ -519,7 +519,7 @@ static int sim_set_state(struct sl_vfio_backend *be, enum sl_vfio_state to, int 
 		s->end_seen = s->load_bad = false;
 		s->load_err[0] = 0;
 		memset(s->loaded, 0, s->nchunks);
-		XXH64_reset(s->ls, 0);
+		XXH3_64bits_reset(s->ls);
 		ret = open_pipe(s, data_fd, false);
 		if (ret < 0)
 			goto out;
@@ -650,8 +650,8 @@ static void sim_destroy(struct sl_vfio_backend *be)
 	close_fd(&s->rfd);
 	if (s->kick_fd >= 0)
 		close(s->kick_fd);
-	XXH64_freeState(s->hs);
-	XXH64_freeState(s->ls);
+	XXH3_freeState(s->hs);
+	XXH3_freeState(s->ls);
 	free(s->mem);
 	free(s->sent);
 	free(s->dirty);
@@ -801,7 +801,7 @@ uint64_t sl_devsim_state_hash(struct sl_vfio_backend *be)
 	if (!be || be->ops != &devsim_ops)
 		return 0;
 	pthread_mutex_lock(&s->lock);
-	h = XXH64(s->mem, s->cfg.state_bytes, 0);
+	h = XXH3_64bits(s->mem, s->cfg.state_bytes);
 	pthread_mutex_unlock(&s->lock);
 	return h;
 }
@@ -866,8 +866,8 @@ int sl_devsim_new(const struct sl_devsim_config *cfg, struct sl_vfio_backend **o
 	s->loaded = calloc(s->nchunks, 1);
 	s->out = malloc(REC_HDR + s->chunk);
 	s->inbuf = malloc(1 << 18);
-	s->hs = XXH64_createState();
-	s->ls = XXH64_createState();
+	s->hs = XXH3_createState();
+	s->ls = XXH3_createState();
 	s->sys = *sl_sys_default();
 	s->sys.ctx = s;
 	s->sys.ioctl = sys_ioctl;

@@ -160,7 +160,7 @@ struct sl_devsim_config {
 };
 SL_EXPORT int sl_devsim_new(const struct sl_devsim_config *cfg, struct sl_vfio_backend **out,
 			    struct sl_errbuf *eb);
-/* XXH64 of the device's current state (for verification after a restore). */
+/* XXH3-64 of the device's current state (for verification after a restore). */
 SL_EXPORT uint64_t sl_devsim_state_hash(struct sl_vfio_backend *be);
 /* Changes the injected failure at run time (same meaning as in the config). */
 SL_EXPORT void sl_devsim_inject(struct sl_vfio_backend *be, enum sl_vfio_state from,
@@ -267,7 +267,7 @@ struct sl_devset_config {
 	enum sl_vfio_fail_policy policy; /* per-device recovery (default UNWIND) */
 	uint64_t buf_max;      /* cap on one read buffer; 0 = 1 MiB */
 	uint64_t buf_min;      /* floor; 0 = 64 KiB */
-	unsigned nbufs;        /* read buffers per device; 0 = 8 */
+	unsigned nbufs;        /* read buffers per device; 0 = 4 (cache footprint vs. flushes) */
 	bool no_uring;         /* read real data fds with read(2), not io_uring */
 	/* Config state (e.g. PCI config space) carried by the LAST packet:
 	 * source get_config fills buf (cap bytes) and returns its length or

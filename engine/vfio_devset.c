@@ -96,7 +96,7 @@ int sl_devset_new(const struct sl_devset_config *cfg, struct sl_devset **out)
 		return -EINVAL;
 	}
 	if (!ds->cfg.nbufs)
-		ds->cfg.nbufs = 8;
+		ds->cfg.nbufs = 4;
 	if (!ds->cfg.loader_timeout_ms)
 		ds->cfg.loader_timeout_ms = 30000;
 	if (!ds->cfg.precopy_budget_ms)

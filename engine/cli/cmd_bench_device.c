@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -260,9 +261,30 @@ static int sink_send(void *ctx, uint32_t dev, uint64_t index, uint32_t flags, co
 	memcpy(hdr + 4, &flags, 4);
 	memcpy(hdr + 8, &index, 8);
 	memcpy(hdr + 16, &len, 8);
-	ret = write_all(fd, hdr, sizeof(hdr));
-	if (ret == 0 && len)
-		ret = write_all(fd, buf, len);
+	/* Header and payload in one writev, as a transport links them: two
+	 * writes would put a 24-byte segment on the wire first. */
+	struct iovec iov[2] = { { hdr, sizeof(hdr) }, { (void *)buf, len } };
+	size_t left = sizeof(hdr) + len;
+	int n_iov = len ? 2 : 1, first = 0;
+	ret = 0;
+	while (left) {
+		ssize_t n = writev(fd, iov + first, n_iov - first);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = n < 0 ? -errno : -EIO;
+			break;
+		}
+		left -= (size_t)n;
+		while (first < n_iov && (size_t)n >= iov[first].iov_len) {
+			n -= (ssize_t)iov[first].iov_len;
+			first++;
+		}
+		if (first < n_iov) {
+			iov[first].iov_base = (uint8_t *)iov[first].iov_base + n;
+			iov[first].iov_len -= (size_t)n;
+		}
+	}
 	s->bytes += len;
 	return ret;
 }
@@ -273,8 +295,9 @@ static int sink_flush(void *ctx)
 	return 0; /* write() copied: buffers are free at once */
 }
 
-static int run_devset(struct sl_vfio_backend *be, struct sock_sink *ss, bool precopy, bool uring,
-		      uint64_t *bytes, uint64_t *stop_ns, uint64_t *pre_bytes, struct sl_errbuf *eb)
+static int run_devset(struct sl_vfio_backend **bes, unsigned nbe, struct sock_sink *ss,
+		      bool precopy, bool uring, uint64_t *bytes, uint64_t *stop_ns,
+		      uint64_t *pre_bytes, struct sl_devset **keep, struct sl_errbuf *eb)
 {
 	struct sl_devset_config c = { .size = sizeof(c), .no_uring = !uring };
 	struct sl_devset_sink sink = { .send = sink_send, .flush = sink_flush, .ctx = ss };
@@ -283,10 +306,15 @@ static int run_devset(struct sl_vfio_backend *be, struct sock_sink *ss, bool pre
 	int ret = sl_devset_new(&c, &ds);
 
 	if (ret < 0) {
-		sl_vfio_backend_free(&be);
+		for (unsigned i = 0; i < nbe; i++)
+			sl_vfio_backend_free(&bes[i]);
 		return ret;
 	}
-	ret = sl_devset_add(ds, be);
+	for (unsigned i = 0; i < nbe; i++) {
+		int r = sl_devset_add(ds, bes[i]); /* takes ownership, also on failure */
+		if (r < 0 && ret >= 0)
+			ret = r;
+	}
 	if (ret >= 0)
 		ret = sl_devset_set_sink(ds, &sink);
 	if (ret == 0 && precopy) {
@@ -312,11 +340,17 @@ static int run_devset(struct sl_vfio_backend *be, struct sock_sink *ss, bool pre
 	*stop_ns = sl_now_ns() - t0;
 	if (ret < 0)
 		sl_err(eb, ret, "%s", sl_devset_last_error(ds));
-	if (sl_devset_stats(ds, 0, &st) == 0) {
-		*bytes = st.stopcopy_bytes;
-		*pre_bytes = st.precopy_bytes;
+	*bytes = *pre_bytes = 0;
+	for (unsigned i = 0; i < sl_devset_count(ds); i++) {
+		if (sl_devset_stats(ds, i, &st) == 0) {
+			*bytes += st.stopcopy_bytes;
+			*pre_bytes += st.precopy_bytes;
+		}
 	}
-	sl_devset_free(&ds);
+	if (keep)
+		*keep = ds; /* freed by the caller, outside its measurement */
+	else
+		sl_devset_free(&ds);
 	return ret;
 }
 
@@ -335,6 +369,7 @@ static uint64_t cpu_ns(void)
 static int one_run(enum path p, uint64_t size, double *gbps, double *cpu, struct sl_errbuf *eb)
 {
 	struct sl_vfio_dev *dev = NULL;
+	struct sl_devset *keep = NULL;
 	struct drain d;
 	int in = -1, out = -1, ret;
 	uint64_t bytes = 0, t0, ns;
@@ -352,7 +387,7 @@ static int one_run(enum path p, uint64_t size, double *gbps, double *cpu, struct
 		uint64_t pre = 0;
 		ret = sl_devsim_new(&c, &be, eb);
 		if (ret == 0)
-			ret = run_devset(be, &ss, false, p == P_DEVSET, &bytes, &ns, &pre, eb);
+			ret = run_devset(&be, 1, &ss, false, p == P_DEVSET, &bytes, &ns, &pre, &keep, eb);
 	} else {
 		ret = sim_in_stopcopy(size, &dev, &in, eb);
 		t0 = sl_now_ns();
@@ -367,6 +402,7 @@ static int one_run(enum path p, uint64_t size, double *gbps, double *cpu, struct
 	drain_join(out, &d);
 	uint64_t c1 = cpu_ns();
 	sl_vfio_dev_free(&dev);
+	sl_devset_free(&keep);
 	if (ret < 0)
 		return eb->msg[0] ? ret : sl_err(eb, ret, "%s path: %s", path_names[p], strerror(-ret));
 	if (d.bytes < bytes)
@@ -377,15 +413,11 @@ static int one_run(enum path p, uint64_t size, double *gbps, double *cpu, struct
 	return 0;
 }
 
-static int downtime_run(uint64_t size, uint64_t precopy, unsigned nch, double *ms,
-			uint64_t *sc_bytes, uint64_t *pre_bytes, struct sl_errbuf *eb)
+/* ndev devices of size/ndev each; their STOP_COPY time over nch sockets. */
+static int downtime_run(uint64_t size, uint64_t precopy, unsigned nch, unsigned ndev, bool uring,
+			double *ms, uint64_t *sc_bytes, uint64_t *pre_bytes, struct sl_errbuf *eb)
 {
-	struct sl_devsim_config c = { .size = sizeof(c), .name = "sim",
-				      .caps = precopy ? SL_VFIO_CAP_MASK : SL_VFIO_CAP_STOP_COPY | SL_VFIO_CAP_P2P,
-				      .state_bytes = size, .precopy_bytes = precopy,
-				      .dirty_rate = precopy ? 20u << 20 : 0, .chunk_bytes = 1u << 20,
-				      .seed = 2 };
-	struct sl_vfio_backend *be = NULL;
+	struct sl_vfio_backend *bes[MAXCH] = { NULL };
 	struct sock_sink ss = { .n = nch };
 	struct drain d[MAXCH];
 	uint64_t ns = 0;
@@ -398,10 +430,21 @@ static int downtime_run(uint64_t size, uint64_t precopy, unsigned nch, double *m
 		made--;
 		sl_err(eb, ret, "loopback socket: %s", strerror(-ret));
 	}
+	for (unsigned i = 0; i < ndev && ret == 0; i++) {
+		struct sl_devsim_config c = {
+			.size = sizeof(c), .name = "sim",
+			.caps = precopy ? SL_VFIO_CAP_MASK : SL_VFIO_CAP_STOP_COPY | SL_VFIO_CAP_P2P,
+			.state_bytes = size / ndev, .precopy_bytes = precopy / ndev,
+			.dirty_rate = precopy ? (20u << 20) / ndev : 0, .chunk_bytes = 1u << 20,
+			.seed = 2 + i };
+		ret = sl_devsim_new(&c, &bes[i], eb);
+	}
 	if (ret == 0)
-		ret = sl_devsim_new(&c, &be, eb);
-	if (ret == 0)
-		ret = run_devset(be, &ss, precopy > 0, true, sc_bytes, &ns, pre_bytes, eb);
+		ret = run_devset(bes, ndev, &ss, precopy > 0, uring, sc_bytes, &ns, pre_bytes, NULL,
+				 eb);
+	else
+		for (unsigned i = 0; i < ndev; i++)
+			sl_vfio_backend_free(&bes[i]);
 	for (unsigned i = 0; i < made; i++)
 		drain_join(ss.fds[i], &d[i]);
 	*ms = (double)ns / 1e6;
@@ -420,6 +463,7 @@ static void usage(void)
 	       "same pool buffers).\n"
 	       "  --size SIZE    device state per run (default 256M)\n"
 	       "  --repeat N     runs per path (default 5)\n"
+	       "  --only PATH    run only PATH (and the baseline), e.g. for profiling\n"
 	       "  --downtime     also: device STOP_COPY time with/without PRE_COPY, 1 and 4 sockets\n"
 	       "  --json         machine-readable output\n");
 }
@@ -429,10 +473,12 @@ static int cmd_bench_device(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "size", required_argument, NULL, 's' }, { "repeat", required_argument, NULL, 'r' },
 		{ "downtime", no_argument, NULL, 'd' },  { "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },      { NULL, 0, NULL, 0 },
+		{ "only", required_argument, NULL, 'o' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t size = 256ull << 20, repeat = 5;
 	bool json = false, downtime = false;
+	int only = -1;
 	double best[P_N] = { 0 }, cpu[P_N], ratios[P_N][50], med[P_N];
 	struct sl_errbuf eb = { { 0 } };
 	int c;
@@ -451,6 +497,13 @@ static int cmd_bench_device(int argc, char **argv)
 				return sl_cli_usage_error(argv[0], "--repeat: 1..50, got '%s'", optarg);
 			break;
 		case 'd': downtime = true; break;
+		case 'o':
+			for (int p = 0; p < P_N; p++)
+				if (!strcmp(optarg, path_names[p]))
+					only = p;
+			if (only < 0)
+				return sl_cli_usage_error(argv[0], "--only: unknown path '%s'", optarg);
+			break;
 		case 'j': json = true; break;
 		case 'h': usage(); return SL_EXIT_OK;
 		default: return sl_cli_usage_error(argv[0], "see --help");
@@ -463,8 +516,15 @@ static int cmd_bench_device(int argc, char **argv)
 	for (int p = 0; p < P_N; p++)
 		cpu[p] = 1e30;
 	for (uint64_t r = 0; r < repeat; r++) {
-		for (int p = 0; p < P_N; p++) {
+		/* Rotate the order each round so no path always runs first or last. */
+		for (int k = 0; k < P_N; k++) {
+			int p = (int)((k + r) % P_N);
 			double g = 0, cs = 0;
+			if (only >= 0 && p != only && p != P_BASELINE) {
+				best[p] = ratios[p][r] = 0;
+				cpu[p] = 0;
+				continue;
+			}
 			if (one_run((enum path)p, size, &g, &cs, &eb) < 0) {
 				fprintf(stderr, "sluice bench device: %s\n", eb.msg);
 				return SL_EXIT_FAILED;
@@ -492,14 +552,27 @@ static int cmd_bench_device(int argc, char **argv)
 		med[p] = repeat % 2 ? v[repeat / 2] : (v[repeat / 2 - 1] + v[repeat / 2]) / 2;
 	}
 
-	struct { uint64_t pre; unsigned nch; double ms; uint64_t sc, prebytes; } dt[4] = {
-		{ 0, 1, 0, 0, 0 }, { 0, 4, 0, 0, 0 }, { 0, 1, 0, 0, 0 }, { 0, 4, 0, 0, 0 },
+	/* Device share of downtime: with/without PRE_COPY, 1 and 4 sockets, and
+	 * 4 devices read concurrently (io_uring) or one after another (read). */
+	struct dtrow {
+		uint64_t pre;
+		unsigned nch, ndev;
+		bool uring;
+		double ms;
+		uint64_t sc, prebytes;
+	} dt[] = {
+		{ 0, 1, 1, true, 0, 0, 0 },
+		{ 0, 4, 1, true, 0, 0, 0 },
+		{ size / 256 * 200, 1, 1, true, 0, 0, 0 }, /* 200M of 256M, scaled */
+		{ size / 256 * 200, 4, 1, true, 0, 0, 0 },
+		{ 0, 4, 4, true, 0, 0, 0 },
+		{ 0, 4, 4, false, 0, 0, 0 },
 	};
+	const int ndt = (int)SL_ARRAY_SIZE(dt);
 	if (downtime) {
-		for (int i = 0; i < 4; i++) {
-			dt[i].pre = i >= 2 ? size / 256 * 200 : 0; /* 200M of 256M, scaled */
-			if (downtime_run(size, dt[i].pre, dt[i].nch, &dt[i].ms, &dt[i].sc,
-					 &dt[i].prebytes, &eb) < 0) {
+		for (int i = 0; i < ndt; i++) {
+			if (downtime_run(size, dt[i].pre, dt[i].nch, dt[i].ndev, dt[i].uring, &dt[i].ms,
+					 &dt[i].sc, &dt[i].prebytes, &eb) < 0) {
 				fprintf(stderr, "sluice bench device: %s\n", eb.msg);
 				return SL_EXIT_FAILED;
 			}
@@ -521,8 +594,10 @@ static int cmd_bench_device(int argc, char **argv)
 		json_object_object_add(o, "paths", paths);
 		if (downtime) {
 			struct json_object *a = json_object_new_array();
-			for (int i = 0; i < 4; i++) {
+			for (int i = 0; i < ndt; i++) {
 				struct json_object *e = json_object_new_object();
+				json_object_object_add(e, "devices", json_object_new_int((int)dt[i].ndev));
+				json_object_object_add(e, "uring", json_object_new_boolean(dt[i].uring));
 				json_object_object_add(e, "precopy_bytes", json_object_new_int64((int64_t)dt[i].pre));
 				json_object_object_add(e, "channels", json_object_new_int(dt[i].nch));
 				json_object_object_add(e, "device_ms", json_object_new_double(dt[i].ms));
@@ -545,13 +620,16 @@ static int cmd_bench_device(int argc, char **argv)
 		printf("%-12s %9.2f %10.2f %13.2f %10.2f\n", path_names[p], best[p], best[p] / best[0],
 		       med[p], cpu[p]);
 	if (downtime) {
-		printf("\ndevice STOP_COPY time (its share of downtime)\n");
-		printf("%-12s %8s %12s %14s %14s\n", "precopy", "sockets", "device_ms", "stopcopy",
-		       "precopy_sent");
-		for (int i = 0; i < 4; i++) {
+		printf("\ndevice STOP_COPY time (its share of downtime), state %s in total\n",
+		       sl_cli_fmt_bytes(size, sz, sizeof(sz)));
+		printf("%-12s %8s %8s %8s %12s %14s %14s\n", "precopy", "devices", "reader",
+		       "sockets", "device_ms", "stopcopy", "precopy_sent");
+		for (int i = 0; i < ndt; i++) {
 			char a[32], b[32], e[32];
-			printf("%-12s %8u %12.1f %14s %14s\n", sl_cli_fmt_bytes(dt[i].pre, a, sizeof(a)),
-			       dt[i].nch, dt[i].ms, sl_cli_fmt_bytes(dt[i].sc, b, sizeof(b)),
+			printf("%-12s %8u %8s %8u %12.1f %14s %14s\n",
+			       sl_cli_fmt_bytes(dt[i].pre, a, sizeof(a)), dt[i].ndev,
+			       dt[i].uring ? "uring" : "read", dt[i].nch, dt[i].ms,
+			       sl_cli_fmt_bytes(dt[i].sc, b, sizeof(b)),
 			       sl_cli_fmt_bytes(dt[i].prebytes, e, sizeof(e)));
 		}
 	}

@@ -46,6 +46,7 @@ struct run_opts {
 	enum sl_stall_action stall;
 	uint32_t max_iterations;
 	enum sl_zero_copy zc;
+	bool zc_set;                /* --zero-copy given */
 	bool verify;
 	bool json;
 	bool quiet;

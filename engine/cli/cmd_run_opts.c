@@ -140,6 +140,7 @@ int run_parse_common(const char *cmd, int c, const char *arg, struct run_opts *o
 			o->zc = SL_ZERO_COPY_OFF;
 		else
 			return sl_cli_usage_error(cmd, "--zero-copy %s: expected auto, uring, msg or off", arg);
+		o->zc_set = true;
 		return 0;
 	case 1005:
 		o->verify = true;
@@ -229,7 +230,7 @@ void run_print_common_help(FILE *f)
 		"  --policy NAME         threshold (default), predictive, ramp\n"
 		"  --stall-action A      fail (default), continue, throttle\n"
 		"  --max-iterations N    give up (with advice) after N iterations (default 30)\n"
-		"  --zero-copy MODE      auto (default), uring, msg, off\n"
+		"  --zero-copy MODE      auto, uring, msg, off (default: auto; run: off, see docs/cli.md)\n"
 		"  --timeout D           peer silence limit (default 10s)\n"
 		"  --psk-file PATH       pre-shared key file (its bytes are the key)\n"
 		"output:\n"

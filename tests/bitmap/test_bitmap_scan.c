@@ -233,6 +233,56 @@ static void test_cross_word_exact(void **state)
 	assert_true(sl_scan_cursor_done(&c));
 }
 
+/* Extreme options: an unbounded gap merges everything into one range from
+ * the first to the last dirty page; max_len 1 gives one range per page;
+ * both together, resumed with capacity 3. */
+static void test_options_edges(void **state)
+{
+	uint64_t w[10] = { 0 };
+	struct sl_range out[700];
+	struct sl_scan_cursor c;
+	struct sl_scan_opts all = { .size = sizeof(all), .gap = UINT64_MAX };
+	struct sl_scan_opts one = { .size = 0, .max_len = 1 };
+	struct sl_scan_opts both = { .size = sizeof(both), .gap = UINT64_MAX, .max_len = 100 };
+	uint64_t next = 5;
+	ssize_t n;
+
+	use_isa(state);
+	w[0] = 1ull << 5;
+	w[4] = 0xff00;
+	w[9] = 1ull << 40; /* page 616 */
+	sl_scan_cursor_init(&c);
+	assert_int_equal(sl_bitmap_scan(w, 640, 1, &all, &c, out, 700), 1);
+	assert_int_equal(out[0].first, 6);
+	assert_int_equal(out[0].npages, 612);
+	assert_true(sl_scan_cursor_done(&c));
+
+	sl_scan_cursor_init(&c);
+	n = sl_bitmap_scan(w, 640, 0, &one, &c, out, 700);
+	assert_int_equal(n, 10);
+	assert_int_equal(out[0].first, 5);
+	for (int i = 1; i < 9; i++) {
+		assert_int_equal(out[i].first, 256 + 8 + i - 1);
+		assert_int_equal(out[i].npages, 1);
+	}
+	assert_int_equal(out[9].first, 616);
+
+	/* 5..616 merged (612 pages), split into 100s: 7 pieces, 3 per call. */
+	sl_scan_cursor_init(&c);
+	for (int call = 0; call < 3; call++) {
+		n = sl_bitmap_scan(w, 640, 0, &both, &c, out, 3);
+		assert_int_equal(n, call < 2 ? 3 : 1);
+		for (ssize_t i = 0; i < n; i++) {
+			assert_int_equal(out[i].first, next);
+			assert_int_equal(out[i].npages, next + 100 <= 617 ? 100 : 617 - next);
+			next += out[i].npages;
+		}
+	}
+	assert_int_equal(next, 617);
+	assert_true(sl_scan_cursor_done(&c));
+	assert_int_equal(sl_bitmap_scan(w, 640, 0, &both, &c, out, 3), 0);
+}
+
 /* The last partial word: bits past npages are ignored; a run reaching
  * npages ends there. Every npages from 1 to 300 on a full bitmap. */
 static void test_last_partial_word(void **state)
@@ -459,6 +509,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		ALL_ISAS(test_cross_word_exact),
 		ALL_ISAS(test_last_partial_word),
+		ALL_ISAS(test_options_edges),
 		ALL_ISAS(test_bad_args),
 		ALL_ISAS(test_random),
 		cmocka_unit_test(test_wordrun_matches),

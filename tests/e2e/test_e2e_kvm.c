@@ -42,12 +42,14 @@ static void check_verified(struct e2e_run *r, int channels)
 
 static void test_kvm_one_channel(void **state)
 {
+	/* (the default zero-copy mode of run: off, both ends on one host) */
 	static const char *const args[] = { "run", "--workload", "kvm", "--mem", "64M", "--wss", "32M",
 					     "--channels", "1", "--json", NULL };
 	struct e2e_run *r = *state;
 
 	assert_int_equal(e2e_exec(args, 55, r), 0);
 	check_verified(r, 1);
+	assert_string_equal(e2e_str(r, "zero_copy_mode"), "copy");
 	e2e_run_release(r);
 }
 
@@ -56,14 +58,15 @@ static void test_kvm_several_channels_bandwidth(void **state)
 	/* A bandwidth cap makes precopy take several iterations while the
 	 * guest keeps writing, so the dirty log really matters here. */
 	static const char *const args[] = { "run", "--workload", "kvm", "--mem", "64M", "--wss", "32M",
-					     "--channels", "3", "--bandwidth", "150M",
+					     "--channels", "3", "--bandwidth", "150M", "--dirty-rate", "20M",
 					     "--downtime-limit", "50ms", "--max-iterations", "40",
-					     "--json", NULL };
+					     "--stall-action", "continue", "--zero-copy", "uring", "--json", NULL };
 	struct e2e_run *r = *state;
 
 	assert_int_equal(e2e_exec(args, 55, r), 0);
 	check_verified(r, 3);
 	assert_int_equal(e2e_int(r, "bandwidth_limit_bps"), 150ll << 20);
+	assert_string_equal(e2e_str(r, "zero_copy_mode"), "send_zc");
 	e2e_run_release(r);
 }
 

@@ -22,7 +22,8 @@ static void test_netns_link_rate(void **state)
 {
 	const char *wl = e2e_have_kvm() ? "kvm" : "proc";
 	const char *const args[] = { "run", "--netns", "--link-rate", "100M", "--workload", wl,
-				     "--mem", "32M", "--wss", "16M", "--json", NULL };
+				     "--mem", "64M", "--wss", "48M", "--dirty-rate", "16M",
+				     "--downtime-limit", "1s", "--json", NULL };
 	struct e2e_run *r = *state;
 	char cmd[128];
 
@@ -31,10 +32,11 @@ static void test_netns_link_rate(void **state)
 	assert_true(e2e_bool(r, "verified"));
 	assert_true(e2e_bool(r, "netns"));
 	assert_int_equal(e2e_int(r, "link_rate_bps"), 100ll << 20);
-	/* The first iteration moved the 16 MiB working set through a 100 MiB/s
-	 * token bucket: its measured bandwidth cannot exceed the rate by much. */
+	/* The first iteration moved the 48 MiB working set through a 100 MiB/s
+	 * token bucket: its measured bandwidth cannot exceed the rate by much
+	 * (socket buffers absorb a few MiB before the flush returns). */
 	assert_true(e2e_array_len(r, "iterations") >= 1);
-	assert_true(e2e_double(r, "iterations.0.bandwidth_bps") < 1.3 * (100 << 20));
+	assert_true(e2e_double(r, "iterations.0.bandwidth_bps") < 1.5 * (100 << 20));
 	e2e_run_release(r);
 	/* Nothing left behind. */
 	snprintf(cmd, sizeof(cmd), "ip netns list | grep -q sluice-");

@@ -46,11 +46,12 @@ static void test_proc_four_channels_two_threads(void **state)
 {
 	static const char *const args[] = { "run", "--workload", "proc", "--mem", "64M", "--wss", "16M",
 					     "--vcpus", "2", "--channels", "4", "--pattern", "random",
-					     "--dirty-rate", "64M", "--json", NULL };
+					     "--dirty-rate", "64M", "--zero-copy", "msg", "--json", NULL };
 	struct e2e_run *r = *state;
 
 	assert_int_equal(e2e_exec(args, 55, r), 0);
 	check(r, 4);
+	assert_string_equal(e2e_str(r, "zero_copy_mode"), "msg_zerocopy");
 	e2e_run_release(r);
 }
 

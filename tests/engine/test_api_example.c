@@ -158,7 +158,7 @@ int main(void)
 {
 	struct vm vm = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 	struct sl_session_config cfg = {
-		.size = sizeof(cfg), .channels = 2, .downtime_limit_ns = 50 * 1000000ull,
+		.size = sizeof(cfg), .channels = 2, .downtime_limit_ns = 300 * 1000000ull,
 		.psk = key, .psk_len = sizeof(key),
 	};
 	struct sl_vm_ops ops = { .size = sizeof(ops), .stop = vm_stop, .resume = vm_resume,
