@@ -18,6 +18,7 @@
  * sent or dirtied since, then END, then closes its end (read() returns 0).
  * RESUMING parses the stream into the state; leaving RESUMING fails (device
  * -> ERROR) unless END arrived, its hash matches and every chunk was loaded.
+ * Records: devsim_stream.c; DMA and its log: devsim_dma.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,68 +36,7 @@
 
 #include "sl_kernel_compat.h"
 #include "sl_vfio.h"
-
-#define REC_MAGIC 0x56444c53u /* "SLDV" */
-#define REC_DATA 1u
-#define REC_END 2u
-#define REC_HDR 24u
-
-enum mode { M_NONE, M_SAVE, M_LOAD, M_DRAIN };
-
-struct devsim {
-	struct sl_vfio_backend be;
-	struct sl_devsim_config cfg;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	pthread_t thread;
-	bool thread_started;
-	int kick_fd; /* eventfd: wakes the thread out of poll() */
-	bool quit;
-	uint64_t cmd_seq, ack_seq;
-
-	enum sl_vfio_state state;
-	enum mode mode;
-	uint8_t *mem; /* device state */
-	uint64_t nchunks, pre_chunks, chunk;
-	uint8_t *sent, *dirty, *loaded; /* one byte per chunk */
-	uint64_t rng;
-	uint64_t last_ns, dirt_carry, dma_carry, mutations;
-
-	/* saving session */
-	int wfd;           /* our end of the data pipe */
-	int rfd_peer;      /* caller's end, for FIONREAD (not owned) */
-	uint64_t written;  /* stream bytes written to the pipe */
-	uint64_t init_total; /* stream bytes of initial data (from session start) */
-	uint64_t scan_pos;
-	bool end_built, corrupt_done;
-	XXH3_state_t *hs;
-	uint8_t *out;
-	size_t out_len, out_off;
-	const uint8_t *pay; /* STOP_COPY: payload written straight from the state */
-
-	/* resuming session */
-	int rfd;
-	uint8_t hdr[REC_HDR];
-	size_t hdr_fill;
-	uint32_t cur_type, cur_len;
-	uint64_t cur_off, cur_done;
-	uint8_t end_hash[8];
-	bool end_seen, load_bad;
-	char load_err[96];
-	XXH3_state_t *ls;
-	uint8_t *inbuf;
-
-	/* DMA logging */
-	bool dma_logging;
-	uint64_t dma_page;
-	uint64_t *dma_bits;
-	struct sl_sys sys;
-};
-
-static struct devsim *to_sim(struct sl_vfio_backend *be)
-{
-	return (struct devsim *)be;
-}
+#include "devsim_internal.h"
 
 static uint64_t rnd(struct devsim *s)
 {
@@ -124,7 +64,7 @@ static void kick(struct devsim *s)
 }
 
 /* Applies the device's own activity since the last call (lock held). */
-static void advance(struct devsim *s)
+void devsim_advance(struct devsim *s)
 {
 	uint64_t now = sl_now_ns(), dt = now - s->last_ns;
 
@@ -162,155 +102,6 @@ static void advance(struct devsim *s)
 				s->dma_bits[bit / 64] |= 1ull << (bit % 64);
 			}
 			s->dma_carry -= 4096;
-		}
-	}
-}
-
-static uint64_t chunk_len(struct devsim *s, uint64_t c)
-{
-	return SL_MIN(s->chunk, s->cfg.state_bytes - c * s->chunk);
-}
-
-static void put_rec(struct devsim *s, uint32_t type, uint64_t off, const void *p, uint32_t len)
-{
-	uint8_t *o = s->out;
-	uint32_t magic = REC_MAGIC, zero = 0;
-
-	memcpy(o, &magic, 4);
-	memcpy(o + 4, &type, 4);
-	memcpy(o + 8, &off, 8);
-	memcpy(o + 16, &len, 4);
-	memcpy(o + 20, &zero, 4);
-	/* Stopped, the state cannot change under the write: send it from
-	 * where it lies. Running, copy it (the device may rewrite it). */
-	if (s->state == SL_VFIO_STOP_COPY && type == REC_DATA && !s->cfg.corrupt_stream) {
-		s->pay = p;
-	} else {
-		s->pay = NULL;
-		memcpy(o + REC_HDR, p, len);
-	}
-	s->out_len = REC_HDR + len;
-	s->out_off = 0;
-}
-
-/* Builds the next record into s->out (lock held). false: nothing to send now. */
-static bool build_next(struct devsim *s)
-{
-	bool stopcopy = s->state == SL_VFIO_STOP_COPY;
-	uint64_t limit = stopcopy ? s->nchunks : s->pre_chunks;
-
-	if (s->end_built)
-		return false;
-	/* Initial (never sent) chunks first, in order. */
-	for (; s->scan_pos < limit; s->scan_pos++) {
-		uint64_t c = s->scan_pos;
-		if (!s->sent[c]) {
-			put_rec(s, REC_DATA, c * s->chunk, s->mem + c * s->chunk,
-				(uint32_t)chunk_len(s, c));
-			s->sent[c] = 1;
-			s->dirty[c] = 0;
-			s->scan_pos++;
-			goto built;
-		}
-	}
-	for (uint64_t c = 0; c < limit; c++) {
-		if (s->dirty[c]) {
-			put_rec(s, REC_DATA, c * s->chunk, s->mem + c * s->chunk,
-				(uint32_t)chunk_len(s, c));
-			s->dirty[c] = 0;
-			goto built;
-		}
-	}
-	if (!stopcopy)
-		return false;
-	{
-		uint64_t h = XXH3_64bits_digest(s->hs);
-		put_rec(s, REC_END, s->cfg.state_bytes, &h, 8);
-		s->end_built = true;
-	}
-built:
-	if (!s->end_built) {
-		if (s->pay) {
-			XXH3_64bits_update(s->hs, s->out, REC_HDR);
-			XXH3_64bits_update(s->hs, s->pay, s->out_len - REC_HDR);
-		} else {
-			XXH3_64bits_update(s->hs, s->out, s->out_len);
-		}
-		/* Test hook: the bytes differ from what the checksum covers. */
-		if (s->cfg.corrupt_stream && !s->corrupt_done) {
-			s->out[REC_HDR] ^= 0x5a;
-			s->corrupt_done = true;
-		}
-	}
-	return true;
-}
-
-/* ---- resume-side parser ---------------------------------------------------- */
-
-static void load_fail(struct devsim *s, const char *why)
-{
-	if (!s->load_bad)
-		snprintf(s->load_err, sizeof(s->load_err), "%s", why);
-	s->load_bad = true;
-}
-
-static void parse(struct devsim *s, const uint8_t *p, size_t n)
-{
-	while (n && !s->load_bad) {
-		if (s->hdr_fill < REC_HDR) {
-			size_t k = SL_MIN(n, REC_HDR - s->hdr_fill);
-			uint32_t magic;
-
-			memcpy(s->hdr + s->hdr_fill, p, k);
-			s->hdr_fill += k;
-			p += k;
-			n -= k;
-			if (s->hdr_fill < REC_HDR)
-				return;
-			if (s->end_seen)
-				return load_fail(s, "data after the end record");
-			memcpy(&magic, s->hdr, 4);
-			memcpy(&s->cur_type, s->hdr + 4, 4);
-			memcpy(&s->cur_off, s->hdr + 8, 8);
-			memcpy(&s->cur_len, s->hdr + 16, 4);
-			s->cur_done = 0;
-			if (magic != REC_MAGIC)
-				return load_fail(s, "bad record magic");
-			if (s->cur_type == REC_DATA) {
-				if (s->cur_off % s->chunk || s->cur_len == 0 ||
-				    s->cur_off + s->cur_len > s->cfg.state_bytes ||
-				    s->cur_len != chunk_len(s, s->cur_off / s->chunk))
-					return load_fail(s, "record outside the device state");
-				XXH3_64bits_update(s->ls, s->hdr, REC_HDR);
-			} else if (s->cur_type == REC_END) {
-				if (s->cur_len != 8 || s->cur_off != s->cfg.state_bytes)
-					return load_fail(s, "bad end record");
-			} else {
-				return load_fail(s, "unknown record type");
-			}
-			continue;
-		}
-		size_t k = SL_MIN(n, (size_t)(s->cur_len - s->cur_done));
-		if (s->cur_type == REC_DATA) {
-			memcpy(s->mem + s->cur_off + s->cur_done, p, k);
-			XXH3_64bits_update(s->ls, p, k);
-		} else {
-			memcpy(s->end_hash + s->cur_done, p, k);
-		}
-		s->cur_done += k;
-		p += k;
-		n -= k;
-		if (s->cur_done == s->cur_len) {
-			if (s->cur_type == REC_DATA) {
-				s->loaded[s->cur_off / s->chunk] = 1;
-			} else {
-				uint64_t want, got = XXH3_64bits_digest(s->ls);
-				memcpy(&want, s->end_hash, 8);
-				if (want != got)
-					return load_fail(s, "stream checksum mismatch");
-				s->end_seen = true;
-			}
-			s->hdr_fill = 0;
 		}
 	}
 }
@@ -354,7 +145,7 @@ static void *sim_thread(void *arg)
 			if (s->mode == M_DRAIN) {
 				ssize_t n;
 				while ((n = read(s->rfd, s->inbuf, 1 << 18)) > 0)
-					parse(s, s->inbuf, (size_t)n);
+					devsim_parse(s, s->inbuf, (size_t)n);
 				s->mode = M_NONE;
 			}
 			if (s->mode != M_SAVE)
@@ -367,9 +158,9 @@ static void *sim_thread(void *arg)
 		/* Idle, the device's activity is applied lazily by the next call
 		 * (same result, and no background writes a caller cannot order). */
 		if (s->mode == M_SAVE)
-			advance(s);
+			devsim_advance(s);
 		if (s->mode == M_SAVE && s->wfd >= 0) {
-			if (s->out_off == s->out_len && !build_next(s)) {
+			if (s->out_off == s->out_len && !devsim_build_next(s)) {
 				if (s->end_built) {
 					close_fd(&s->wfd); /* reader sees the permanent end */
 					continue;
@@ -415,7 +206,7 @@ static void *sim_thread(void *arg)
 				wait_io(s, fd, POLLIN);
 			pthread_mutex_lock(&s->lock);
 			if (n > 0)
-				parse(s, s->inbuf, (size_t)n);
+				devsim_parse(s, s->inbuf, (size_t)n);
 			else if (n == 0)
 				wait_io(s, -1, 0); /* writer closed; wait for the state change */
 		} else {
@@ -478,7 +269,7 @@ static int sim_set_state(struct sl_vfio_backend *be, enum sl_vfio_state to, int 
 	*data_fd = -1;
 	pthread_mutex_lock(&s->lock);
 	from = s->state;
-	advance(s);
+	devsim_advance(s);
 	if (!sl_vfio_arc_valid(from, to, be->caps)) {
 		ret = sl_err(&be->err, -EINVAL, "%s: %s->%s is not a single arc", be->name,
 			     sl_vfio_state_name(from), sl_vfio_state_name(to));
@@ -531,10 +322,10 @@ static int sim_set_state(struct sl_vfio_backend *be, enum sl_vfio_state to, int 
 		s->mode = M_DRAIN;
 		sync_thread(s);
 		if (!s->load_bad && !s->end_seen)
-			load_fail(s, "stream ended before its end record");
+			devsim_load_fail(s, "stream ended before its end record");
 		for (uint64_t c = 0; !s->load_bad && c < s->nchunks; c++)
 			if (!s->loaded[c])
-				load_fail(s, "stream did not cover the whole state");
+				devsim_load_fail(s, "stream did not cover the whole state");
 		if (s->load_bad) {
 			s->state = SL_VFIO_ERROR;
 			ret = sl_err(&be->err, -EIO, "%s: device rejected the state: %s", be->name,
@@ -600,7 +391,7 @@ static int sim_precopy_info(struct sl_vfio_backend *be, int data_fd, uint64_t *i
 	int ret = 0;
 
 	pthread_mutex_lock(&s->lock);
-	advance(s);
+	devsim_advance(s);
 	if (s->state != SL_VFIO_PRE_COPY && s->state != SL_VFIO_PRE_COPY_P2P) {
 		ret = -EINVAL;
 	} else {
@@ -624,7 +415,7 @@ static int sim_data_size(struct sl_vfio_backend *be, uint64_t *len)
 	uint64_t n = REC_HDR + 8;
 
 	pthread_mutex_lock(&s->lock);
-	advance(s);
+	devsim_advance(s);
 	for (uint64_t c = 0; c < s->nchunks; c++)
 		if (!s->sent[c] || s->dirty[c] || !sl_vfio_state_saving(s->state))
 			n += REC_HDR + chunk_len(s, c);
@@ -676,119 +467,9 @@ static const struct sl_vfio_backend_ops devsim_ops = {
 	.destroy = sim_destroy,
 };
 
-/* ---- DMA logging (VFIO_DEVICE_FEATURE_DMA_LOGGING_* semantics) -------------- */
-
-int sl_devsim_dma_log_start(struct sl_vfio_backend *be, uint64_t page_size)
+bool devsim_is(const struct sl_vfio_backend *be)
 {
-	struct devsim *s = to_sim(be);
-	uint64_t nbits;
-
-	if (!be || be->ops != &devsim_ops || !page_size || (page_size & (page_size - 1)) ||
-	    !s->cfg.guest_ram)
-		return -EINVAL;
-	pthread_mutex_lock(&s->lock);
-	if (s->dma_logging) {
-		pthread_mutex_unlock(&s->lock);
-		return -EBUSY;
-	}
-	nbits = SL_DIV_ROUND_UP(s->cfg.guest_bytes, page_size);
-	free(s->dma_bits);
-	s->dma_bits = calloc(SL_DIV_ROUND_UP(nbits, 64), 8);
-	if (!s->dma_bits) {
-		pthread_mutex_unlock(&s->lock);
-		return -ENOMEM;
-	}
-	s->dma_page = page_size;
-	s->dma_logging = true;
-	pthread_mutex_unlock(&s->lock);
-	return 0;
-}
-
-int sl_devsim_dma_log_report(struct sl_vfio_backend *be, uint64_t iova, uint64_t length,
-			     uint64_t *bitmap)
-{
-	struct devsim *s = to_sim(be);
-	int ret = 0;
-
-	if (!be || be->ops != &devsim_ops || !bitmap)
-		return -EINVAL;
-	pthread_mutex_lock(&s->lock);
-	advance(s);
-	if (!s->dma_logging) {
-		ret = -EINVAL;
-	} else if (iova % s->dma_page || length % s->dma_page || iova + length < iova ||
-		   iova + length > SL_DIV_ROUND_UP(s->cfg.guest_bytes, s->dma_page) * s->dma_page) {
-		ret = -EINVAL;
-	} else {
-		/* Read and clear, bit n = (addr - iova) / page_size. */
-		uint64_t first = iova / s->dma_page, n = length / s->dma_page;
-		for (uint64_t i = 0; i < n; i++) {
-			uint64_t b = first + i;
-			if (s->dma_bits[b / 64] & (1ull << (b % 64))) {
-				bitmap[i / 64] |= 1ull << (i % 64);
-				s->dma_bits[b / 64] &= ~(1ull << (b % 64));
-			}
-		}
-	}
-	pthread_mutex_unlock(&s->lock);
-	return ret;
-}
-
-int sl_devsim_dma_log_stop(struct sl_vfio_backend *be)
-{
-	struct devsim *s = to_sim(be);
-
-	if (!be || be->ops != &devsim_ops)
-		return -EINVAL;
-	pthread_mutex_lock(&s->lock);
-	s->dma_logging = false;
-	pthread_mutex_unlock(&s->lock);
-	return 0;
-}
-
-/* The sl_sys view: DMA logging feature ioctls on SL_DEVSIM_DMA_FD. */
-static int sys_ioctl(void *ctx, int fd, unsigned long req, void *arg)
-{
-	struct devsim *s = ctx;
-	struct vfio_device_feature *f = arg;
-	int ret;
-
-	if (fd != SL_DEVSIM_DMA_FD || req != VFIO_DEVICE_FEATURE || !f) {
-		errno = fd != SL_DEVSIM_DMA_FD ? EBADF : ENOTTY;
-		return -1;
-	}
-	uint32_t feat = f->flags & VFIO_DEVICE_FEATURE_MASK;
-	if (f->flags & VFIO_DEVICE_FEATURE_PROBE) {
-		ret = (feat >= VFIO_DEVICE_FEATURE_DMA_LOGGING_START &&
-		       feat <= VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT) ? 0 : -ENOTTY;
-	} else if (feat == VFIO_DEVICE_FEATURE_DMA_LOGGING_START &&
-		   (f->flags & VFIO_DEVICE_FEATURE_SET)) {
-		struct vfio_device_feature_dma_logging_control *c = (void *)f->data;
-		struct vfio_device_feature_dma_logging_range *r = (void *)(uintptr_t)c->ranges;
-		ret = c->num_ranges == 0 || !r || r[0].length == 0 ? -EINVAL
-			: sl_devsim_dma_log_start(&s->be, c->page_size);
-	} else if (feat == VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP &&
-		   (f->flags & VFIO_DEVICE_FEATURE_SET)) {
-		ret = sl_devsim_dma_log_stop(&s->be);
-	} else if (feat == VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT &&
-		   (f->flags & VFIO_DEVICE_FEATURE_GET)) {
-		struct vfio_device_feature_dma_logging_report *r = (void *)f->data;
-		ret = r->page_size != s->dma_page ? -EINVAL
-			: sl_devsim_dma_log_report(&s->be, r->iova, r->length,
-						   (uint64_t *)(uintptr_t)r->bitmap);
-	} else {
-		ret = -ENOTTY;
-	}
-	if (ret < 0) {
-		errno = -ret;
-		return -1;
-	}
-	return 0;
-}
-
-const struct sl_sys *sl_devsim_sys(struct sl_vfio_backend *be)
-{
-	return be && be->ops == &devsim_ops ? &to_sim(be)->sys : NULL;
+	return be && be->ops == &devsim_ops;
 }
 
 /* ---- construction -------------------------------------------------------------- */
@@ -798,7 +479,7 @@ uint64_t sl_devsim_state_hash(struct sl_vfio_backend *be)
 	struct devsim *s = to_sim(be);
 	uint64_t h;
 
-	if (!be || be->ops != &devsim_ops)
+	if (!be || !devsim_is(be))
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	h = XXH3_64bits(s->mem, s->cfg.state_bytes);
@@ -811,7 +492,7 @@ void sl_devsim_inject(struct sl_vfio_backend *be, enum sl_vfio_state from, enum 
 {
 	struct devsim *s = to_sim(be);
 
-	if (!be || be->ops != &devsim_ops)
+	if (!be || !devsim_is(be))
 		return;
 	pthread_mutex_lock(&s->lock);
 	s->cfg.fail_from = from;
@@ -868,9 +549,7 @@ int sl_devsim_new(const struct sl_devsim_config *cfg, struct sl_vfio_backend **o
 	s->inbuf = malloc(1 << 18);
 	s->hs = XXH3_createState();
 	s->ls = XXH3_createState();
-	s->sys = *sl_sys_default();
-	s->sys.ctx = s;
-	s->sys.ioctl = sys_ioctl;
+	devsim_sys_init(s);
 	if (s->kick_fd < 0 || !s->mem || !s->sent || !s->dirty || !s->loaded || !s->out ||
 	    !s->inbuf || !s->hs || !s->ls) {
 		sim_destroy(&s->be);

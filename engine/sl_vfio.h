@@ -125,15 +125,29 @@ struct sl_vfio_kernel_config {
 	/* Either an already-open device fd (the VMM's; not closed by sluice) ... */
 	int device_fd;            /* < 0: use path */
 	/* ... or a cdev path /dev/vfio/devices/vfioN, opened and bound to
-	 * iommufd (/dev/iommu) here. */
+	 * iommufd (/dev/iommu) here, or a group /dev/vfio/N with the device's
+	 * name in group_device (container + type1v2 + GET_DEVICE_FD here). */
 	const char *path;
+	const char *group_device;
 };
 /* Probes VFIO_DEVICE_FEATURE_MIGRATION. -EOPNOTSUPP: the device has no
  * migration support; -ENOENT/-EACCES opening; -EINVAL bad config. */
 SL_EXPORT int sl_vfio_kernel_new(const struct sl_vfio_kernel_config *cfg,
 				 struct sl_vfio_backend **out, struct sl_errbuf *eb);
-/* The device fd (for DMA logging: sl_dirty_vfio_dma_log_new). */
+/* The device fd (for DMA logging: sl_dirty_vfio_dma_log_new); -1 when be is
+ * not a kernel backend. */
 SL_EXPORT int sl_vfio_kernel_device_fd(const struct sl_vfio_backend *be);
+/* The seam the backend uses (NULL when be is not a kernel backend). */
+SL_EXPORT const struct sl_sys *sl_vfio_kernel_sys(const struct sl_vfio_backend *be);
+
+/* The device's DMA writes into guest RAM [iova, iova + npages * page_size)
+ * as a dirty-log source (bitmap/sl_dirty.h, VFIO_DEVICE_FEATURE_DMA_LOGGING):
+ * works on kernel backends and on the simulated device. -EOPNOTSUPP for
+ * other backends, else sl_dirty_vfio_dma_log_new's result. */
+struct sl_dirty_source;
+SL_EXPORT int sl_vfio_dma_log_new(struct sl_vfio_backend *be, uint64_t iova, uint64_t npages,
+				  uint64_t page_size, struct sl_dirty_source **out,
+				  struct sl_errbuf *eb);
 
 /* ---- backend 2: the SIMULATED device (engine/devsim.c) -------------------- */
 
@@ -197,7 +211,8 @@ SL_EXPORT uint64_t sl_vfio_legacy_state_hash(struct sl_vfio_backend *be);
 
 /*
  * "sim:state=256M,precopy=200M,dirty-rate=20M/s[,chunk=64K,seed=N,caps=p2p+pre_copy,
- *  fail=STOP_COPY>STOP]", "legacy:state=64M", "vfio:/dev/vfio/devices/vfio0".
+ *  fail=STOP_COPY>STOP]", "legacy:state=64M", "vfio:/dev/vfio/devices/vfio0",
+ * "vfio:/dev/vfio/12,device=0000:3b:00.1" (a group and the device in it).
  * Creates the backend named `name`. 0, -EINVAL (text in eb), or the backend's error.
  */
 SL_EXPORT int sl_vfio_spec_new(const char *spec, const char *name, struct sl_vfio_backend **out,
@@ -279,7 +294,11 @@ struct sl_devset_config {
 	 * (QEMU's switchover-ack). Optional. */
 	void (*initial_loaded)(void *ctx, uint32_t dev);
 	void *cb_ctx;
-	int loader_timeout_ms; /* per next() wait; 0 = 30000 */
+	/* Longest wait for a device's next packet (and for the device to take
+	 * a write). 0 = no limit: a long precopy may send no device data for
+	 * minutes; the source ends a short stream with -EPIPE (every producer
+	 * done) or -ECANCELED (aborted), which fail the loader at once. */
+	int loader_timeout_ms;
 	/* precopy_read: time budget per device per call (0 = 50 ms), and how
 	 * long to wait for owed initial data that is not readable yet before
 	 * giving up until the next call (0 = 5 ms). */

@@ -22,6 +22,7 @@ struct vkern {
 	int fd;
 	bool own_fd;
 	int iommufd;
+	int container, group; /* legacy group path: /dev/vfio/vfio and /dev/vfio/N */
 };
 
 static struct vkern *to_k(struct sl_vfio_backend *be)
@@ -142,6 +143,10 @@ static void k_destroy(struct sl_vfio_backend *be)
 		sl_sys_close(k->sys, &k->fd);
 	if (k->iommufd >= 0)
 		sl_sys_close(k->sys, &k->iommufd);
+	if (k->group >= 0)
+		sl_sys_close(k->sys, &k->group);
+	if (k->container >= 0)
+		sl_sys_close(k->sys, &k->container);
 	free(k);
 }
 
@@ -171,6 +176,59 @@ static const struct sl_vfio_backend_ops kernel_seam_ops = {
 	.destroy = k_destroy,
 };
 
+/* /dev/vfio/N (a group), not a cdev under /dev/vfio/devices/ nor the container. */
+static bool is_group_path(const char *p)
+{
+	return !strncmp(p, "/dev/vfio/", 10) && strncmp(p, "/dev/vfio/devices/", 18) != 0 &&
+	       strcmp(p, "/dev/vfio/vfio") != 0;
+}
+
+/* The group way: container, group (must be viable), type1v2 IOMMU, then the
+ * device fd by name. */
+static int open_group(struct vkern *k, const struct sl_vfio_kernel_config *cfg,
+		      struct sl_errbuf *eb)
+{
+	struct vfio_group_status gs = { .argsz = sizeof(gs) };
+	int ret;
+
+	if (!cfg->group_device || !cfg->group_device[0])
+		return sl_err(eb, -EINVAL,
+			      "vfio: %s is a group: name the device in it (e.g. 0000:3b:00.1)",
+			      cfg->path);
+	k->container = sl_sys_open(k->sys, "/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
+	if (k->container < 0)
+		return sl_err(eb, k->container, "vfio: open /dev/vfio/vfio: %s",
+			      strerror(-k->container));
+	ret = sl_sys_ioctl(k->sys, k->container, VFIO_GET_API_VERSION, NULL);
+	if (ret != VFIO_API_VERSION)
+		return sl_err(eb, -EOPNOTSUPP, "vfio: unknown VFIO API version %d", ret);
+	k->group = sl_sys_open(k->sys, cfg->path, O_RDWR | O_CLOEXEC);
+	if (k->group < 0)
+		return sl_err(eb, k->group, "vfio: open %s: %s", cfg->path, strerror(-k->group));
+	ret = sl_sys_ioctl(k->sys, k->group, VFIO_GROUP_GET_STATUS, &gs);
+	if (ret < 0)
+		return sl_err(eb, ret, "vfio: %s: VFIO_GROUP_GET_STATUS: %s", cfg->path,
+			      strerror(-ret));
+	if (!(gs.flags & VFIO_GROUP_FLAGS_VIABLE))
+		return sl_err(eb, -EPERM,
+			      "vfio: group %s is not viable (bind every device in it to vfio-pci)",
+			      cfg->path);
+	ret = sl_sys_ioctl(k->sys, k->group, VFIO_GROUP_SET_CONTAINER, &k->container);
+	if (ret == 0)
+		ret = sl_sys_ioctl(k->sys, k->container, VFIO_SET_IOMMU,
+				   (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU);
+	if (ret < 0)
+		return sl_err(eb, ret, "vfio: %s: attaching the group to a type1v2 container: %s",
+			      cfg->path, strerror(-ret));
+	ret = sl_sys_ioctl(k->sys, k->group, VFIO_GROUP_GET_DEVICE_FD, (void *)cfg->group_device);
+	if (ret < 0)
+		return sl_err(eb, ret, "vfio: %s: VFIO_GROUP_GET_DEVICE_FD %s: %s", cfg->path,
+			      cfg->group_device, strerror(-ret));
+	k->fd = ret;
+	k->own_fd = true;
+	return 0;
+}
+
 int sl_vfio_kernel_new(const struct sl_vfio_kernel_config *cfg, struct sl_vfio_backend **out,
 		       struct sl_errbuf *eb)
 {
@@ -192,8 +250,15 @@ int sl_vfio_kernel_new(const struct sl_vfio_kernel_config *cfg, struct sl_vfio_b
 	k->iommufd = -1;
 	snprintf(k->be.name, sizeof(k->be.name), "%s",
 		 cfg->name ? cfg->name : cfg->path ? cfg->path : "vfio");
+	k->container = k->group = -1;
 	if (cfg->device_fd >= 0) {
 		k->fd = cfg->device_fd;
+	} else if (cfg->group_device || is_group_path(cfg->path)) {
+		ret = open_group(k, cfg, eb);
+		if (ret < 0) {
+			k_destroy(&k->be);
+			return ret;
+		}
 	} else {
 		k->fd = sl_sys_open(k->sys, cfg->path, O_RDWR | O_CLOEXEC);
 		if (k->fd < 0) {
@@ -239,4 +304,11 @@ int sl_vfio_kernel_device_fd(const struct sl_vfio_backend *be)
 	if (!be || (be->ops != &kernel_ops && be->ops != &kernel_seam_ops))
 		return -1;
 	return ((const struct vkern *)be)->fd;
+}
+
+const struct sl_sys *sl_vfio_kernel_sys(const struct sl_vfio_backend *be)
+{
+	if (!be || (be->ops != &kernel_ops && be->ops != &kernel_seam_ops))
+		return NULL;
+	return ((const struct vkern *)be)->sys;
 }

@@ -4,7 +4,8 @@
  *   sim:state=256M,precopy=200M,dirty-rate=20M/s[,chunk=64K][,seed=N]
  *       [,caps=p2p+pre_copy][,fail=FROM>TO][,fail-error]
  *   legacy:state=64M[,data=256K][,seed=N][,fail=FROM>TO]
- *   vfio:/dev/vfio/devices/vfio0
+ *   vfio:/dev/vfio/devices/vfio0         (iommufd cdev)
+ *   vfio:/dev/vfio/12,device=0000:3b:00.1 (group + device name)
  * Sizes take K/M/G/T (binary) suffixes; rates may end in "/s".
  */
 #include <ctype.h>
@@ -92,9 +93,23 @@ int sl_vfio_spec_new(const char *spec, const char *name, struct sl_vfio_backend 
 		return sl_err(eb, -EINVAL, "device spec: missing");
 	if (!strncmp(spec, "vfio:", 5)) {
 		struct sl_vfio_kernel_config kc = { .size = sizeof(kc), .device_fd = -1,
-						    .path = spec + 5, .name = name };
-		if (!spec[5])
+						    .name = name };
+		char path[256];
+		const char *comma = strchr(spec + 5, ',');
+		size_t plen = comma ? (size_t)(comma - (spec + 5)) : strlen(spec + 5);
+
+		if (!plen || plen >= sizeof(path))
 			return sl_err(eb, -EINVAL, "device spec '%s': vfio needs a device path", spec);
+		memcpy(path, spec + 5, plen);
+		path[plen] = 0;
+		kc.path = path;
+		if (comma) {
+			if (strncmp(comma + 1, "device=", 7) || !comma[8])
+				return sl_err(eb, -EINVAL,
+					      "device spec '%s': expected vfio:/dev/vfio/N,device=NAME",
+					      spec);
+			kc.group_device = comma + 8;
+		}
 		return sl_vfio_kernel_new(&kc, out, eb);
 	}
 	if (!strncmp(spec, "sim:", 4)) {

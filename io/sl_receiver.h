@@ -15,6 +15,11 @@
  * pages written earlier are cleared. The "written" bitmap lives with the
  * region, across sessions.
  *
+ * Device packets are buffered up to device_mem_cap: a loader must drain them
+ * (sl_devstore_next on sl_receiver_devstore()) while the session runs, or
+ * the channel that carries a packet that does not fit stalls and the session
+ * fails (-ENOBUFS when no progress is possible, else -ETIMEDOUT).
+ *
  * Threading: sl_receiver_run_session runs one worker thread per channel; the
  * ops callbacks run on those threads. sl_receiver_cancel and
  * sl_receiver_port may be called from any thread; everything else from the
@@ -82,6 +87,8 @@ int sl_receiver_port(const struct sl_receiver *r);
 int sl_receiver_add_region(struct sl_receiver *r, uint32_t region_id, void *host, uint64_t len);
 
 /*
+ * Waits for a session's first channel without a time limit (until
+ * sl_receiver_cancel), then for its other channels within timeout_ms.
  * Accepts one session (all of its channels, authenticated), receives until
  * COMPLETE on every channel, runs ops->complete, sends RESUMED. Returns 0, or
  * -errno with a one-line text in eb (e.g. -EACCES bad key — the refusal is

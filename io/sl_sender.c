@@ -6,6 +6,7 @@
  * sl_send_uring.c.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,24 @@ static void *worker_main(void *arg)
 
 /* ---- setup --------------------------------------------------------------- */
 
+static bool is_loopback(const struct sl_url *url)
+{
+	if (url->family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&url->addr;
+
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (url->family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&url->addr;
+		const uint8_t *a = in6->sin6_addr.s6_addr;
+
+		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && a[12] == 127;
+	}
+	return false;
+}
+
 static int resolve_mode(enum sl_zc_mode want, const struct sl_url *url, enum sl_zc_mode *out,
 			struct sl_errbuf *eb)
 {
@@ -225,7 +244,12 @@ static int resolve_mode(enum sl_zc_mode want, const struct sl_url *url, enum sl_
 		*out = SL_ZC_MSG;
 		return 0;
 	case SL_ZC_AUTO:
-		*out = !inet ? SL_ZC_OFF : (sl_uring_probe() == 0 ? SL_ZC_URING : SL_ZC_MSG);
+		/* Loopback copies every zero-copy send anyway and the copy paths
+		 * are faster there (docs/results.md, Transport): plain writev. */
+		if (!inet || is_loopback(url))
+			*out = SL_ZC_OFF;
+		else
+			*out = sl_uring_probe() == 0 ? SL_ZC_URING : SL_ZC_MSG;
 		return 0;
 	}
 	return sl_err(eb, -EINVAL, "unknown zero-copy mode %d", (int)want);

@@ -11,7 +11,10 @@
  *                IORING_SEND_ZC_REPORT_USAGE.
  *   SL_ZC_MSG    sendmsg(MSG_ZEROCOPY) with error-queue completions.
  *   SL_ZC_OFF    plain writev (the kernel copies into socket buffers).
- *   SL_ZC_AUTO   URING if the kernel supports it, else MSG, else OFF.
+ *   SL_ZC_AUTO   OFF for unix sockets and loopback addresses (the kernel
+ *                copies zero-copy sends on loopback anyway, and the copy
+ *                path is faster there: docs/results.md); otherwise URING if
+ *                the kernel has SEND_ZC, else MSG.
  * In every mode page bytes are never memcpy'd in user space
  * (stats.user_copied_bytes stays 0).
  *

@@ -453,7 +453,7 @@ static int downtime_run(uint64_t size, uint64_t precopy, unsigned nch, unsigned 
 
 static void usage(void)
 {
-	printf("usage: sluice bench device [--size SIZE] [--repeat N] [--downtime] [--json]\n\n"
+	printf("usage: sluice bench device [--size SIZE] [--repeat N] [--downtime] [--only PATH] [--json]\n\n"
 	       "VFIO device-state data path on a SIMULATED device (real pipe data fd):\n"
 	       "data fd -> loopback TCP throughput of the io_uring path, splice and the\n"
 	       "device set's reader, each against a plain read()+write() loop in the\n"

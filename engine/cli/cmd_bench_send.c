@@ -5,7 +5,9 @@
  * against the raw TCP ceiling measured in the same run.
  *
  * Per (mode, channel count):
- *   baseline  N plain TCP connections, each a write() loop (1 MiB calls) of
+ *   baseline  N plain TCP connections, each a write() loop (4 MiB calls, the
+ *             transport's packet size; 4 MiB socket buffers at both ends, as
+ *             the transport sets them) of
  *             its share of the same source buffer; the receiver child read()s
  *             into a destination region of the same size
  *   transport sl_sender with N channels and the mode; the receiver child is
@@ -36,7 +38,8 @@
 #include "sl_sender.h"
 #include "sl_url.h"
 
-#define RAW_CHUNK (1u << 20)
+/* The transport's packet size (SL_PKT_TARGET_PAYLOAD), for a like-for-like ceiling. */
+#define RAW_CHUNK (4u << 20)
 #define MAX_CASES 16
 
 static const uint8_t bench_psk[] = "sluice bench send (loopback only)";
@@ -115,14 +118,22 @@ static void raw_sink_child(int lfd, unsigned n, uint64_t size)
 	if (!dst)
 		_exit(1);
 	for (unsigned i = 0; i < n; i++) {
+		int b = 4 << 20;
+
 		c[i].fd = accept(lfd, NULL, NULL);
 		if (c[i].fd < 0)
 			_exit(1);
+		setsockopt(c[i].fd, SOL_SOCKET, SO_SNDBUF, &b, sizeof(b));
+		setsockopt(c[i].fd, SOL_SOCKET, SO_RCVBUF, &b, sizeof(b));
 		c[i].buf = dst + i * share;
 		c[i].len = i + 1 == n ? size - i * share : share;
 		c[i].err = 0;
-		pthread_create(&c[i].t, NULL, raw_reader, &c[i]);
 	}
+	/* Ready (memory populated, all accepted): the parent starts its clock. */
+	if (write(c[0].fd, &ack, 1) != 1)
+		_exit(1);
+	for (unsigned i = 0; i < n; i++)
+		pthread_create(&c[i].t, NULL, raw_reader, &c[i]);
 	for (unsigned i = 0; i < n; i++) {
 		pthread_join(c[i].t, NULL);
 		if (c[i].err)
@@ -147,30 +158,42 @@ static int run_raw(uint8_t *src, uint64_t size, unsigned n, double *secs, double
 	lfd = sl_url_listen(&u, (int)n, &eb);
 	if (lfd < 0)
 		return lfd;
-	snprintf(u.text, sizeof(u.text), "tcp:127.0.0.1:%d", sl_url_bound_port(lfd));
-	sl_url_parse(u.text, &u, &eb);
+	char url[64];
+
+	snprintf(url, sizeof(url), "tcp:127.0.0.1:%d", sl_url_bound_port(lfd));
+	sl_url_parse(url, &u, &eb);
 	pid = fork();
-	if (pid == 0)
+	if (pid == 0) {
+		alarm(300); /* never outlive a failed parent */
 		raw_sink_child(lfd, n, size);
+	}
 	close(lfd);
 	for (unsigned i = 0; i < n; i++) {
 		c[i].fd = sl_url_connect(&u, &eb);
-		if (c[i].fd < 0)
+		if (c[i].fd < 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
 			return c[i].fd;
-		/* Same socket buffers as the transport asks for. */
+		}
+		/* Same socket buffers as the transport asks for (both ends). */
 		int b = 4 << 20;
 
 		setsockopt(c[i].fd, SOL_SOCKET, SO_SNDBUF, &b, sizeof(b));
+		setsockopt(c[i].fd, SOL_SOCKET, SO_RCVBUF, &b, sizeof(b));
 		c[i].buf = src + i * share;
 		c[i].len = i + 1 == n ? size - i * share : share;
 		c[i].err = 0;
 	}
+	if (read(c[0].fd, &ack, 1) != 1)
+		ret = -ECONNRESET;
 	uint64_t t0 = sl_now_ns();
 	double c0 = cpu_now();
 
-	for (unsigned i = 0; i < n; i++)
+	bool started = !ret;
+
+	for (unsigned i = 0; i < n && started; i++)
 		pthread_create(&c[i].t, NULL, raw_writer, &c[i]);
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i < n && started; i++) {
 		pthread_join(c[i].t, NULL);
 		if (c[i].err)
 			ret = c[i].err;
@@ -220,6 +243,7 @@ static int run_transport(uint8_t *src, uint64_t size, unsigned n, enum sl_zc_mod
 	if (pid == 0) {
 		uint8_t *dst = alloc_region(size);
 
+		alarm(300); /* never outlive a failed parent */
 		if (!dst || sl_receiver_add_region(r, 0, dst, size))
 			_exit(1);
 		_exit(sl_receiver_run_session(r, NULL, NULL, &eb) ? 1 : 0);

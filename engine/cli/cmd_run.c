@@ -49,7 +49,7 @@ static void usage(FILE *f)
 		"process (sluice receive) over loopback TCP, the source in this one, and\n"
 		"verifies the result (destination memory hash = source memory at stop, and\n"
 		"the guest keeps running on the destination). With no options: a 512 MiB KVM\n"
-		"guest rewriting a 256 MiB working set, 2 channels, threshold policy, 300 ms\n"
+		"guest rewriting a 256 MiB working set, 2 channels, predictive policy, 300 ms\n"
 		"downtime limit.\n"
 		"\n"
 		"Exit codes: 0 migrated and verified, 1 migration failed (the source VM keeps\n"

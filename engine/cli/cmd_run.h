@@ -155,6 +155,8 @@ struct run_result {
 	uint64_t source_hash;
 	unsigned ndevices;
 	uint64_t dev_hash[RUN_MAX_DEVICES]; /* source devices' state at stop */
+	unsigned throttle_calls;        /* the policy asked to throttle the guest */
+	unsigned throttle_pct;          /* the last percentage asked */
 	bool source_running_after_failure;
 };
 

@@ -45,7 +45,7 @@ void run_opts_default(struct run_opts *o)
 	snprintf(o->dirty_log, sizeof(o->dirty_log), "manual");
 	o->channels = 2;
 	o->downtime_limit_ns = 300ull * 1000000ull;
-	o->policy = SL_POLICY_THRESHOLD;
+	o->policy = SL_POLICY_PREDICTIVE; /* measured: docs/results.md, "Migration" */
 	o->stall = SL_STALL_FAIL;
 	o->max_iterations = 30;
 	o->zc = SL_ZERO_COPY_AUTO;
@@ -227,7 +227,7 @@ void run_print_common_help(FILE *f)
 		"  --channels N          TCP channels (default 2)\n"
 		"  --bandwidth RATE      cap, bytes/s (default unlimited)\n"
 		"  --downtime-limit D    e.g. 300ms (default)\n"
-		"  --policy NAME         threshold (default), predictive, ramp\n"
+		"  --policy NAME         predictive (default), threshold (QEMU's rule), ramp\n"
 		"  --stall-action A      fail (default), continue, throttle\n"
 		"  --max-iterations N    give up (with advice) after N iterations (default 30)\n"
 		"  --zero-copy MODE      auto, uring, msg, off (default: auto; run: off, see docs/cli.md)\n"

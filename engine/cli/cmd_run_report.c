@@ -88,6 +88,9 @@ void run_print_report(FILE *f, const struct run_opts *o, const struct run_result
 {
 	if (res->stats.n_iter || !res->err)
 		sl_stats_report(f, &res->stats);
+	if (res->throttle_calls)
+		fprintf(f, "  guest throttled  %u time%s, last to %u %% of its write rate taken away\n",
+			res->throttle_calls, res->throttle_calls == 1 ? "" : "s", res->throttle_pct);
 	if (res->err) {
 		fprintf(f, "\nresult: migration FAILED: %s\n", res->msg);
 		fprintf(f, "source: %s\n", res->source_running_after_failure
@@ -140,6 +143,8 @@ struct json_object *run_json(const struct run_opts *o, const struct run_result *
 	json_object_object_add(j, "pattern", json_object_new_string(o->pattern));
 	json_object_object_add(j, "dirty_rate_bps", json_object_new_int64((int64_t)o->dirty_rate));
 	json_object_object_add(j, "netns", json_object_new_boolean(o->netns));
+	json_object_object_add(j, "throttle_calls", json_object_new_int((int)res->throttle_calls));
+	json_object_object_add(j, "throttle_pct", json_object_new_int((int)res->throttle_pct));
 	json_object_object_add(j, "link_rate_bps", json_object_new_int64((int64_t)o->link_rate));
 	if (res->err)
 		json_object_object_add(j, "source_running",

@@ -14,6 +14,7 @@ struct src_ctx {
 	struct sl_vm_ops inner;
 	void *inner_vmm;
 	const struct run_hooks *hooks;
+	struct run_result *res;
 };
 
 static int hook_stop(void *ctx)
@@ -44,6 +45,8 @@ static void hook_throttle(void *ctx, unsigned pct)
 {
 	struct src_ctx *c = ctx;
 
+	c->res->throttle_calls++;
+	c->res->throttle_pct = pct;
 	c->inner.throttle(c->inner_vmm, pct);
 }
 
@@ -100,6 +103,7 @@ int run_source(const struct run_opts *o, struct wl_source *w, const char *url,
 	memset(&c, 0, sizeof(c));
 	wl_source_vm_ops(w, &c.inner, &c.inner_vmm);
 	c.hooks = hooks;
+	c.res = res;
 	ops = c.inner;
 	ops.stop = hook_stop;
 	ops.resume = hook_resume;

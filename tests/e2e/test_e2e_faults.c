@@ -76,6 +76,19 @@ static void test_silent_dest_times_out(void **state)
 	e2e_run_release(r);
 }
 
+/* The same with io_uring SEND_ZC: sends in flight wait for completions a
+ * silent peer never produces; the engine's watchdog must still end it. */
+static void test_silent_dest_zero_copy(void **state)
+{
+	static const char *const extra[] = { "--zero-copy", "uring", NULL };
+	struct e2e_run *r = *state;
+
+	run_fault(r, "stall-dest", extra);
+	assert_true(strstr(e2e_str(r, "error"), "did not answer in time") ||
+		    strstr(e2e_str(r, "error"), "stopped answering"));
+	e2e_run_release(r);
+}
+
 static void test_wrong_key(void **state)
 {
 	struct e2e_run *r = *state;
@@ -122,6 +135,7 @@ int main(void)
 		cmocka_unit_test(test_kill_dest_during_precopy),
 		cmocka_unit_test(test_kill_dest_during_stop_and_copy),
 		cmocka_unit_test(test_silent_dest_times_out),
+		cmocka_unit_test(test_silent_dest_zero_copy),
 		cmocka_unit_test(test_wrong_key),
 		cmocka_unit_test(test_dest_rejects_state),
 		cmocka_unit_test(test_kvm_kill_dest_during_stop_and_copy),

@@ -74,11 +74,31 @@ static void test_kvm_dirty_ring(void **state)
 {
 	static const char *const args[] = { "run", "--workload", "kvm", "--mem", "64M", "--wss", "32M",
 					     "--dirty-log", "ring", "--pattern", "random", "--channels", "2",
-					     "--bandwidth", "100M", "--json", NULL };
+					     "--bandwidth", "100M", "--dirty-rate", "20M", "--json", NULL };
 	struct e2e_run *r = *state;
 
 	assert_int_equal(e2e_exec(args, 55, r), 0);
 	check_verified(r, 2);
+	e2e_run_release(r);
+}
+
+/* A working set rewritten faster than a 40 MiB/s link can carry: the dirty
+ * set stops shrinking, the policy asks to throttle the guest (stall action
+ * throttle), the guest's write rate is cut and the migration converges. */
+static void test_kvm_stall_throttle(void **state)
+{
+	static const char *const args[] = { "run", "--workload", "kvm", "--mem", "32M", "--wss", "16M",
+					     "--bandwidth", "40M", "--policy", "threshold",
+					     "--downtime-limit", "100ms", "--stall-action", "throttle",
+					     "--max-iterations", "60", "--json", NULL };
+	struct e2e_run *r = *state;
+
+	assert_int_equal(e2e_exec(args, 55, r), 0);
+	assert_int_equal(r->exit_code, 0);
+	assert_true(e2e_bool(r, "verified"));
+	assert_true(e2e_int(r, "throttle_calls") >= 1);
+	assert_true(e2e_int(r, "throttle_pct") >= 20);
+	assert_true(e2e_array_len(r, "iterations") >= 3);
 	e2e_run_release(r);
 }
 
@@ -110,6 +130,7 @@ int main(void)
 		cmocka_unit_test(test_kvm_one_channel),
 		cmocka_unit_test(test_kvm_several_channels_bandwidth),
 		cmocka_unit_test(test_kvm_dirty_ring),
+		cmocka_unit_test(test_kvm_stall_throttle),
 		cmocka_unit_test(test_kvm_readable_report),
 	};
 

@@ -485,10 +485,8 @@ static void test_dma_log_as_dirty_source(void **st)
 
 	(void)st;
 	assert_int_equal(sl_devsim_new(&c, &be, NULL), 0);
-	struct sl_dirty_vfio_dma_log_config dc = { .size = sizeof(dc), .sys = sl_devsim_sys(be),
-						   .device_fd = SL_DEVSIM_DMA_FD, .iova = 0,
-						   .npages = npages, .page_size = 4096 };
-	assert_int_equal(sl_dirty_vfio_dma_log_new(&dc, &src, &eb), 0);
+	assert_int_equal(sl_vfio_dma_log_new(be, 0, npages, 4096, &src, &eb), 0);
+	assert_string_equal(sl_dirty_name(src), "vfio-dma-log");
 	assert_int_equal(sl_dirty_start(src), 0);
 	memcpy(before, ram, sizeof(ram));
 	usleep(20000);
@@ -521,6 +519,18 @@ static void test_bad_config(void **st)
 	assert_non_null(strstr(eb.msg, "precopy"));
 	assert_null(be);
 	assert_int_equal(sl_devset_add(NULL, NULL), -EINVAL);
+
+	/* Calls out of order are refused, not crashes. */
+	struct rig r;
+	rig_init(&r, 1, ALL, 1 << 20, 0);
+	assert_int_equal(sl_devset_resume_finish(r.dst), -EINVAL);
+	assert_non_null(strstr(sl_devset_last_error(r.dst), "not RESUMING"));
+	assert_int_equal(sl_devset_stopcopy_read_all(r.src), -EINVAL);
+	struct sl_devset_source src = wire_source(&r);
+	assert_int_equal(sl_devset_resume_start(r.dst, &src), 0);
+	assert_int_equal(sl_devset_resume_start(r.dst, &src), -EBUSY);
+	assert_int_equal(sl_devset_add(r.dst, mk("late", ALL, 1 << 20, 0, 0, 1)), -EBUSY);
+	rig_exit(&r);
 }
 
 int main(void)

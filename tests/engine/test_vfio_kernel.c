@@ -25,6 +25,8 @@
 #include "test_vfio_wire.h"
 
 #define DEV_FD 500
+#define CONTAINER_FD 501
+#define GROUP_FD 502
 #define STREAM (300u << 10)
 #define INITIAL (100u << 10)
 
@@ -42,6 +44,8 @@ struct fake {
 	uint8_t got[STREAM + 16];
 	size_t got_len;
 	unsigned resets, arcs, enomsg, zero_reads;
+	bool group_viable, group_set, iommu_set;
+	unsigned closes;
 	char arc_log[512];
 };
 
@@ -98,10 +102,57 @@ static int do_arc(struct fake *f, enum sl_vfio_state to)
 	return 0;
 }
 
+static int fake_open(void *ctx, const char *path, int flags, mode_t mode)
+{
+	(void)ctx;
+	(void)flags;
+	(void)mode;
+	if (!strcmp(path, "/dev/vfio/vfio"))
+		return CONTAINER_FD;
+	if (!strcmp(path, "/dev/vfio/7"))
+		return GROUP_FD;
+	errno = ENOENT;
+	return -1;
+}
+
+static int fake_close(void *ctx, int fd)
+{
+	struct fake *f = ctx;
+
+	if (fd == DEV_FD || fd == CONTAINER_FD || fd == GROUP_FD) {
+		f->closes++;
+		return 0;
+	}
+	return close(fd);
+}
+
 static int fake_ioctl(void *ctx, int fd, unsigned long req, void *arg)
 {
 	struct fake *f = ctx;
 	int ret = 0;
+
+	if (fd == CONTAINER_FD && req == VFIO_GET_API_VERSION)
+		return VFIO_API_VERSION;
+	if (fd == GROUP_FD && req == VFIO_GROUP_GET_STATUS) {
+		struct vfio_group_status *gs = arg;
+		gs->flags = f->group_viable ? VFIO_GROUP_FLAGS_VIABLE : 0;
+		return 0;
+	}
+	if (fd == GROUP_FD && req == VFIO_GROUP_SET_CONTAINER && *(int *)arg == CONTAINER_FD) {
+		f->group_set = true;
+		return 0;
+	}
+	if (fd == CONTAINER_FD && req == VFIO_SET_IOMMU && f->group_set &&
+	    (uintptr_t)arg == VFIO_TYPE1v2_IOMMU) {
+		f->iommu_set = true;
+		return 0;
+	}
+	if (fd == GROUP_FD && req == VFIO_GROUP_GET_DEVICE_FD) {
+		if (f->iommu_set && !strcmp(arg, "0000:3b:00.1"))
+			return DEV_FD;
+		errno = f->iommu_set ? ENODEV : EINVAL;
+		return -1;
+	}
 
 	if (fd == DEV_FD && req == VFIO_DEVICE_RESET) {
 		f->resets++;
@@ -215,6 +266,8 @@ static void fake_init(struct fake *f, uint32_t caps, uint32_t seed)
 	f->sys.ioctl = fake_ioctl;
 	f->sys.read = fake_read;
 	f->sys.write = fake_write;
+	f->sys.open = fake_open;
+	f->sys.close = fake_close;
 	f->caps = caps;
 	f->migration = true;
 	f->state = SL_VFIO_RUNNING;
@@ -415,6 +468,42 @@ static void test_resume_validation_fails(void **st)
 	sl_vfio_dev_free(&d);
 }
 
+/* The group way: container, viable group, type1v2, device fd by name. */
+static void test_group_path(void **st)
+{
+	static struct fake f;
+	struct sl_vfio_kernel_config c = { .size = sizeof(c), .device_fd = -1,
+					   .path = "/dev/vfio/7", .group_device = "0000:3b:00.1" };
+	struct sl_vfio_backend *be = NULL;
+	struct sl_errbuf eb;
+
+	(void)st;
+	fake_init(&f, SL_VFIO_CAP_MASK, 3);
+	c.sys = &f.sys;
+	/* Not viable: refused with the reason. */
+	assert_int_equal(sl_vfio_kernel_new(&c, &be, &eb), -EPERM);
+	assert_non_null(strstr(eb.msg, "not viable"));
+	assert_int_equal(f.closes, 2); /* container and group closed again */
+	f.group_viable = true;
+	c.group_device = NULL;
+	assert_int_equal(sl_vfio_kernel_new(&c, &be, &eb), -EINVAL);
+	assert_non_null(strstr(eb.msg, "name the device"));
+	c.group_device = "0000:99:00.0";
+	assert_int_equal(sl_vfio_kernel_new(&c, &be, &eb), -ENODEV);
+	c.group_device = "0000:3b:00.1";
+	f.closes = 0;
+	assert_int_equal(sl_vfio_kernel_new(&c, &be, &eb), 0);
+	assert_true(f.group_set && f.iommu_set);
+	assert_int_equal(sl_vfio_kernel_device_fd(be), DEV_FD);
+	assert_int_equal(be->caps, SL_VFIO_CAP_MASK);
+	sl_vfio_backend_free(&be);
+	assert_int_equal(f.closes, 3); /* device, group, container */
+	/* The spec string form, against the real kernel: no such group here. */
+	assert_true(sl_vfio_spec_new("vfio:/dev/vfio/424242,device=0000:3b:00.1", "g", &be, &eb) < 0);
+	assert_int_equal(sl_vfio_spec_new("vfio:/dev/vfio/7,dev=x", "g", &be, &eb), -EINVAL);
+	assert_null(be);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -426,6 +515,7 @@ int main(void)
 		cmocka_unit_test(test_failed_arc_error_reset),
 		cmocka_unit_test(test_policy_reset),
 		cmocka_unit_test(test_resume_validation_fails),
+		cmocka_unit_test(test_group_path),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

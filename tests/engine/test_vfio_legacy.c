@@ -147,6 +147,9 @@ static void test_spec(void **st)
 	assert_int_equal(sl_vfio_spec_new("legacy:state=64K,data=8K", "l0", &be, &eb), 0);
 	assert_string_equal(be->ops->kind, "legacy-simulated");
 	assert_string_equal(be->name, "l0");
+	struct sl_dirty_source *src = NULL;
+	assert_int_equal(sl_vfio_dma_log_new(be, 0, 16, 4096, &src, &eb), -EOPNOTSUPP);
+	assert_null(src);
 	sl_vfio_backend_free(&be);
 	assert_int_equal(sl_vfio_spec_new("sim:state=1M,precopy=512K,dirty-rate=2M/s", "s0", &be,
 					  &eb), 0);
