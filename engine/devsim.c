@@ -332,6 +332,7 @@ static int sim_set_state(struct sl_vfio_backend *be, enum sl_vfio_state to, int 
 				     s->load_err);
 			goto out;
 		}
+		s->loaded_hash = XXH3_64bits(s->mem, s->cfg.state_bytes);
 		s->state = to;
 	} else {
 		s->state = to;
@@ -343,6 +344,9 @@ static int sim_set_state(struct sl_vfio_backend *be, enum sl_vfio_state to, int 
 		}
 	}
 out:
+	/* A stopped device starts its activity afresh when it runs again. */
+	if (!running(s->state))
+		s->dirt_carry = s->dma_carry = 0;
 	pthread_mutex_unlock(&s->lock);
 	if (ret < 0 && *data_fd >= 0) {
 		close(*data_fd);
@@ -483,6 +487,19 @@ uint64_t sl_devsim_state_hash(struct sl_vfio_backend *be)
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	h = XXH3_64bits(s->mem, s->cfg.state_bytes);
+	pthread_mutex_unlock(&s->lock);
+	return h;
+}
+
+uint64_t sl_devsim_loaded_hash(struct sl_vfio_backend *be)
+{
+	struct devsim *s = to_sim(be);
+	uint64_t h;
+
+	if (!devsim_is(be))
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	h = s->loaded_hash;
 	pthread_mutex_unlock(&s->lock);
 	return h;
 }

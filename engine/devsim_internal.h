@@ -40,6 +40,7 @@ struct devsim {
 	uint8_t *sent, *dirty, *loaded; /* one byte per chunk */
 	uint64_t rng;
 	uint64_t last_ns, dirt_carry, dma_carry, mutations;
+	uint64_t loaded_hash; /* state hash when RESUMING was last left successfully */
 
 	/* saving session */
 	int wfd;           /* our end of the data pipe */

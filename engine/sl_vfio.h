@@ -176,6 +176,10 @@ SL_EXPORT int sl_devsim_new(const struct sl_devsim_config *cfg, struct sl_vfio_b
 			    struct sl_errbuf *eb);
 /* XXH3-64 of the device's current state (for verification after a restore). */
 SL_EXPORT uint64_t sl_devsim_state_hash(struct sl_vfio_backend *be);
+/* The state hash at the moment the device last left RESUMING successfully
+ * (0 if never): compare this with the source's hash at STOP_COPY — once the
+ * destination device runs, its state moves on (dirty_rate), as a real one's. */
+SL_EXPORT uint64_t sl_devsim_loaded_hash(struct sl_vfio_backend *be);
 /* Changes the injected failure at run time (same meaning as in the config). */
 SL_EXPORT void sl_devsim_inject(struct sl_vfio_backend *be, enum sl_vfio_state from,
 				enum sl_vfio_state to, bool to_error);

@@ -24,7 +24,8 @@
  * (proof in docs/wire-format.md).
  *
  * Threading: one thread drives a sender (all calls except
- * sl_sender_cancel, which any thread may call). Each channel has its own
+ * sl_sender_cancel, sl_sender_get_stats and sl_sender_last_error, which any
+ * thread may call). Each channel has its own
  * worker thread that owns its socket and ring.
  *
  * Errors: negative errno; sl_sender_last_error() has the text, naming the
@@ -154,7 +155,7 @@ int sl_sender_complete(struct sl_sender *s);
  */
 int sl_sender_wait_resumed(struct sl_sender *s, int timeout_ms, struct sl_resumed_info *info);
 
-/* Snapshot of the counters; any time, from the driving thread. */
+/* Snapshot of the counters (relaxed atomic loads); any time, any thread. */
 void sl_sender_get_stats(const struct sl_sender *s, struct sl_sender_stats *st);
 
 /* "auto", "uring", "msg", "off"; NULL for an unknown value. */

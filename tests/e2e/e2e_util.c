@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cmocka.h>
 #include <json-c/json.h>
 
 #include "e2e_util.h"
@@ -186,3 +190,29 @@ bool e2e_have_uffd(void)
 
 	return sl_dirty_uffd_probe(&eb) == 0;
 }
+
+/* The checks every verified KVM migration must pass. */
+void e2e_check_kvm_verified(struct e2e_run *r, int channels)
+{
+	assert_int_equal(r->exit_code, 0);
+	assert_non_null(r->json);
+	assert_string_equal(e2e_str(r, "workload"), "kvm");
+	assert_true(e2e_bool(r, "verified"));
+	assert_string_equal(e2e_str(r, "outcome"), "completed");
+	assert_true(e2e_bool(r, "verification.hash_equal"));
+	assert_string_equal(e2e_str(r, "verification.source_hash"), e2e_str(r, "verification.dest_hash"));
+	assert_true(e2e_bool(r, "verification.guest_checked"));
+	assert_true(e2e_bool(r, "verification.guest_running"));
+	assert_true(e2e_int(r, "verification.progress_after") > e2e_int(r, "verification.progress_at_resume"));
+	assert_true(e2e_bool(r, "verification.pages_checked"));
+	assert_true(e2e_bool(r, "verification.pages_ok"));
+	assert_int_equal(e2e_int(r, "channels"), channels);
+	assert_true(e2e_array_len(r, "iterations") >= 1);
+	assert_int_equal((int64_t)e2e_array_len(r, "iterations"), e2e_int(r, "iteration_count"));
+	assert_true(e2e_double(r, "downtime_ms") > 0);
+	assert_true(e2e_double(r, "e2e_downtime_ms") >= e2e_double(r, "downtime_ms") * 0.99);
+	assert_true(e2e_double(r, "total_ms") > e2e_double(r, "downtime_ms"));
+	/* Everything sent at least once: the guest's RAM (zero pages as ZERO). */
+	assert_true(e2e_int(r, "transferred_bytes") + e2e_int(r, "zero_pages") * 4096 >= 64ll << 20);
+}
+

@@ -35,6 +35,10 @@ const char *e2e_str(const struct e2e_run *r, const char *path);
 size_t e2e_array_len(const struct e2e_run *r, const char *path);
 bool e2e_has(const struct e2e_run *r, const char *path);
 
+/* cmocka assertions of a verified kvm run with `channels` channels: exit 0,
+ * hashes equal, guest running on, page records consistent, JSON shape. */
+void e2e_check_kvm_verified(struct e2e_run *r, int channels);
+
 /* True when /dev/kvm can be opened (else tests exit 77). */
 bool e2e_have_kvm(void);
 /* True when userfaultfd WP_ASYNC + PAGEMAP_SCAN work (the proc workload). */

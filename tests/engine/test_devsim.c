@@ -161,6 +161,8 @@ static void round_trip(unsigned n, uint32_t caps, uint64_t state, uint64_t pre)
 		assert_true(ss.stopcopy_bytes > 0);
 		assert_int_equal(sl_devsim_state_hash(sl_vfio_dev_backend(sl_devset_dev(r.dst, i))),
 				 r.src_hash[i]);
+		assert_int_equal(sl_devsim_loaded_hash(sl_vfio_dev_backend(sl_devset_dev(r.dst, i))),
+				 r.src_hash[i]);
 		char want[32];
 		snprintf(want, sizeof(want), "config-of-%u", i);
 		assert_string_equal(r.cfg_seen[i], want);
@@ -183,6 +185,44 @@ static void test_one_no_p2p_no_precopy(void **st)
 {
 	(void)st;
 	round_trip(1, SL_VFIO_CAP_STOP_COPY, 3 * MiB + 1000, 0);
+}
+
+/* Source rewriting its state fast while precopy runs, destination device
+ * running afterwards: the state loaded equals the state at STOP_COPY, and
+ * the running destination moves on from there. */
+static void test_busy_device(void **st)
+{
+	(void)st;
+	for (int round = 0; round < 3; round++) {
+		struct rig r;
+		struct sl_devset_source src;
+
+		rig_init(&r, 1, ALL, 4 * MiB, 3 * MiB);
+		sl_devset_free(&r.dst);
+		struct sl_devset_config c = { .size = sizeof(c), .loader_timeout_ms = 3000 };
+		assert_int_equal(sl_devset_new(&c, &r.dst), 0);
+		assert_int_equal(sl_devset_add(r.dst, mk("dev0", ALL, 4 * MiB, 3 * MiB, 64 * MiB, 7)), 0);
+		src = wire_source(&r);
+		assert_int_equal(sl_devset_resume_start(r.dst, &src), 0);
+		run_precopy(&r);
+		for (int i = 0; i < 20; i++) { /* let the device dirty some more */
+			usleep(1000);
+			assert_true(sl_devset_precopy_read(r.src, 0) >= 0);
+		}
+		assert_int_equal(sl_devset_stop(r.src), 0);
+		uint64_t h = sl_devsim_state_hash(sl_vfio_dev_backend(sl_devset_dev(r.src, 0)));
+		assert_true(sl_devset_stopcopy_read_all(r.src) > 0);
+		assert_int_equal(sl_devset_resume_finish(r.dst), 0);
+		struct sl_vfio_backend *d = sl_vfio_dev_backend(sl_devset_dev(r.dst, 0));
+		assert_int_equal(sl_devsim_loaded_hash(d), h);
+		assert_int_equal(sl_devset_resume_run(r.dst), 0);
+		usleep(5000);
+		struct sl_devset_pending p;
+		assert_int_equal(sl_devset_pending(r.dst, &p), 0); /* the device's clock runs */
+		assert_int_equal(sl_devsim_loaded_hash(d), h);
+		assert_true(sl_devsim_state_hash(d) != h);
+		rig_exit(&r);
+	}
 }
 
 static void test_one_precopy(void **st)
@@ -539,6 +579,7 @@ int main(void)
 		cmocka_unit_test(test_one_no_precopy),
 		cmocka_unit_test(test_one_no_p2p_no_precopy),
 		cmocka_unit_test(test_one_precopy),
+		cmocka_unit_test(test_busy_device),
 		cmocka_unit_test(test_three_precopy),
 		cmocka_unit_test(test_three_precopy_no_p2p),
 		cmocka_unit_test(test_source_arcs),
