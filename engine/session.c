@@ -327,8 +327,8 @@ fail:
 	return ret;
 }
 
-/* Precopy: device data the devices have now (non-blocking), bounded so RAM
- * keeps flowing. */
+/* Precopy: whatever device data the devices have now (the device set reads
+ * without waiting: ENOMSG / EAGAIN / 0 mean "nothing now"). */
 static int precopy_devices(struct sl_session *s)
 {
 	int64_t n;

@@ -57,6 +57,25 @@ static void test_json_keys_synthetic(void **state)
 	e2e_run_release(r);
 }
 
+/* SIMULATED VFIO devices from --device specs: PRE_COPY data during precopy,
+ * STOP_COPY at the switchover, their state hashes equal on both ends. */
+static void test_devices(void **state)
+{
+	static const char *const args[] = { "run", "--workload", "synthetic", "--mem", "64M", "--wss", "16M",
+					     "--device", "sim:state=8M,precopy=4M,dirty-rate=1M/s",
+					     "--device", "sim:state=1M", "--json", NULL };
+	struct e2e_run *r = *state;
+
+	assert_int_equal(e2e_exec(args, 55, r), 0);
+	assert_int_equal(r->exit_code, 0);
+	assert_true(e2e_bool(r, "verified"));
+	assert_int_equal(e2e_int(r, "devices"), 2);
+	assert_true(e2e_bool(r, "verification.devices_checked"));
+	assert_true(e2e_bool(r, "verification.devices_ok"));
+	assert_true(e2e_int(r, "device_bytes") >= 9ll << 20);
+	e2e_run_release(r);
+}
+
 static void expect_usage(struct e2e_run *r, const char *const *args, const char *needle)
 {
 	assert_int_equal(e2e_exec(args, 20, r), 0);
@@ -153,6 +172,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_json_keys_synthetic),
+		cmocka_unit_test(test_devices),
 		cmocka_unit_test(test_usage_errors),
 		cmocka_unit_test(test_send_to_receive),
 	};
