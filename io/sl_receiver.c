@@ -50,6 +50,11 @@ struct sl_receiver {
 	pthread_mutex_t lock;
 	int chan_fds[SL_MAX_CHANNELS];
 	unsigned nchan_fds;
+	/* Receiver -> sender messages (ACK, RESUMED) on channel 0: writers from
+	 * any thread are serialised here and numbered by ctl_seq. */
+	pthread_mutex_t ctl_lock;
+	int ctl_fd;
+	uint64_t ctl_seq;
 };
 
 struct session;
@@ -108,7 +113,9 @@ int sl_receiver_new(const struct sl_receiver_config *cfg, struct sl_receiver **o
 	if (!r)
 		return sl_err(eb, -ENOMEM, "receiver: out of memory");
 	r->listen_fd = -1;
+	r->ctl_fd = -1;
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->ctl_lock, NULL);
 	r->page_size = cfg->page_size ? cfg->page_size : 4096;
 	r->page_shift = (unsigned)__builtin_ctz(r->page_size);
 	r->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
@@ -158,6 +165,7 @@ void sl_receiver_free(struct sl_receiver **pr)
 		free(r->psk);
 	}
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->ctl_lock);
 	free(r);
 	*pr = NULL;
 }
@@ -629,6 +637,9 @@ static int accept_one(struct sl_receiver *r, int timeout_ms)
 
 static void close_session(struct sl_receiver *r, struct session *ss)
 {
+	pthread_mutex_lock(&r->ctl_lock);
+	r->ctl_fd = -1;
+	pthread_mutex_unlock(&r->ctl_lock);
 	pthread_mutex_lock(&r->lock);
 	for (unsigned i = 0; i < ss->nch; i++)
 		if (ss->ch[i].fd >= 0) {
@@ -691,6 +702,12 @@ static int accept_channels(struct sl_receiver *r, struct session *ss, struct sl_
 		ss->ch[h.channel_index].fd = fd;
 		r->chan_fds[r->nchan_fds++] = fd;
 		pthread_mutex_unlock(&r->lock);
+		if (h.channel_index == 0) {
+			pthread_mutex_lock(&r->ctl_lock);
+			r->ctl_fd = fd;
+			r->ctl_seq = 0;
+			pthread_mutex_unlock(&r->ctl_lock);
+		}
 		if (++accepted == ss->nch)
 			return 0;
 	}
@@ -761,8 +778,10 @@ int sl_receiver_run_session(struct sl_receiver *r, const struct sl_receiver_ops 
 		msg[sizeof(msg) - 1] = '\0';
 		p.u.resumed.status = status;
 		p.generation = ss->ch[0].generation;
-		p.seq = 0;
+		pthread_mutex_lock(&r->ctl_lock);
+		p.seq = r->ctl_seq++;
 		sret = sl_io_send_small_packet(ss->ch[0].fd, &p, msg, strlen(msg));
+		pthread_mutex_unlock(&r->ctl_lock);
 		if (status)
 			ret = sl_err(eb, status, "complete callback failed: %s", msg[0] ? msg : strerror(-status));
 		else if (sret)
@@ -778,5 +797,26 @@ out:
 	close_session(r, ss);
 	pthread_mutex_destroy(&ss->lock);
 	free(ss);
+	return ret;
+}
+
+int sl_receiver_send_ack(struct sl_receiver *r, uint32_t kind, uint32_t id, uint64_t value)
+{
+	struct sl_pkt p = { .type = SL_PKT_ACK };
+	int ret;
+
+	if (!r || kind != SL_ACK_DEVICE_INIT_LOADED)
+		return -EINVAL;
+	p.u.ack.kind = kind;
+	p.u.ack.id = id;
+	p.u.ack.value = value;
+	pthread_mutex_lock(&r->ctl_lock);
+	if (r->ctl_fd < 0) {
+		ret = -ENOTCONN;
+	} else {
+		p.seq = r->ctl_seq++;
+		ret = sl_io_send_small_packet(r->ctl_fd, &p, NULL, 0);
+	}
+	pthread_mutex_unlock(&r->ctl_lock);
 	return ret;
 }

@@ -111,4 +111,13 @@ int sl_receiver_cancel(struct sl_receiver *r);
 /* Closes the listener and frees; *r = NULL. Safe on NULL. Not during a session. */
 void sl_receiver_free(struct sl_receiver **r);
 
+/*
+ * Sends an acknowledgement to the sender on channel 0 while a session runs
+ * (wire ACK; today SL_ACK_DEVICE_INIT_LOADED: device `id` has loaded its
+ * initial PRE_COPY data, so the source may switch over). Any thread; writes
+ * are serialised with RESUMED. Returns 0, -ENOTCONN outside a session,
+ * -EINVAL for an unknown kind, or the socket's -errno.
+ */
+int sl_receiver_send_ack(struct sl_receiver *r, uint32_t kind, uint32_t id, uint64_t value);
+
 #endif /* SL_RECEIVER_H */

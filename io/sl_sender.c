@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -634,7 +635,7 @@ int sl_sender_send_device(struct sl_sender *s, uint32_t device_id, uint64_t inde
 	if (ret)
 		return ret;
 	if ((len && !buf) || len > SL_PKT_MAX_BLOB_PAYLOAD || channel >= (int)s->nch ||
-	    (flags & ~(SL_DEV_FLAG_LAST | SL_DEV_FLAG_CONFIG)))
+	    (flags & ~SL_DEV_FLAGS_KNOWN))
 		return -EINVAL;
 	if (channel < 0) {
 		/* Least loaded: the channel with most free items. */
@@ -760,14 +761,91 @@ int sl_sender_complete(struct sl_sender *s)
 	return ret;
 }
 
-int sl_sender_wait_resumed(struct sl_sender *s, int timeout_ms, struct sl_resumed_info *info)
+/*
+ * Reads one receiver -> sender packet from channel 0 (ACK, RESUMED or ERROR)
+ * with its text payload. Checks the header, the type and the back-channel
+ * sequence number. `what` names the wait for messages.
+ */
+static int read_back_packet(struct sl_sender *s, int timeout_ms, const char *what,
+			    struct sl_pkt *p, char text[SL_PKT_MAX_TEXT_PAYLOAD + 1])
 {
 	struct sl_channel *c = &s->ch[0];
 	uint8_t hdr[SL_PKT_MAX_HDR];
-	char text[SL_PKT_MAX_TEXT_PAYLOAD + 1];
 	struct sl_errbuf eb;
-	struct sl_pkt p;
 	ssize_t n;
+	int ret = 0;
+
+	sl_io_prepare_socket(c->fd, timeout_ms > 0 ? timeout_ms : s->timeout_ms);
+	n = sl_io_read_full(c->fd, hdr, SL_PKT_COMMON_LEN);
+	if (n == SL_PKT_COMMON_LEN && !(ret = sl_wire_decode_common(hdr, SL_PKT_COMMON_LEN, p, &eb))) {
+		n = sl_io_read_full(c->fd, hdr + SL_PKT_COMMON_LEN, p->hdr_len - SL_PKT_COMMON_LEN);
+		if (n == p->hdr_len - SL_PKT_COMMON_LEN)
+			ret = sl_wire_decode_header(hdr, p->hdr_len, s->page_size, p, &eb);
+		else
+			n = n < 0 ? n : -ECONNRESET;
+	} else if (n >= 0 && n < SL_PKT_COMMON_LEN && !ret) {
+		n = -ECONNRESET;
+	}
+	if (n < 0)
+		return sl_sender_fail(s, (int)n, "channel 0: %s: %s", what,
+				      n == -ETIMEDOUT ? "receiver silent" :
+				      n == -ECONNRESET ? "receiver closed the connection" :
+				      strerror((int)-n));
+	if (ret)
+		return sl_sender_fail(s, ret, "channel 0: bad answer from the receiver: %s", eb.msg);
+	if (p->type != SL_PKT_RESUMED && p->type != SL_PKT_ERROR && p->type != SL_PKT_ACK)
+		return sl_sender_fail(s, -EPROTO, "channel 0: receiver sent %s, which only travels "
+				      "the other way", sl_wire_type_name(p->type));
+	if (p->type != SL_PKT_ERROR && p->seq != s->back_seq)
+		return sl_sender_fail(s, -EPROTO, "channel 0: receiver's packet seq %llu, expected %llu",
+				      (unsigned long long)p->seq, (unsigned long long)s->back_seq);
+	s->back_seq++;
+	n = p->payload_len ? sl_io_read_full(c->fd, text, p->payload_len) : 0;
+	if (n != (ssize_t)p->payload_len)
+		return sl_sender_fail(s, -ECONNRESET, "channel 0: %s text cut short",
+				      sl_wire_type_name(p->type));
+	text[p->payload_len] = '\0';
+	for (size_t i = 0; i < p->payload_len; i++)
+		if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] >= 0x7f)
+			text[i] = '?';
+	if (p->type == SL_PKT_ERROR)
+		return sl_sender_fail(s, -EPROTO, "receiver reported an error: %s", text);
+	return 0;
+}
+
+int sl_sender_next_ack(struct sl_sender *s, int timeout_ms, struct sl_ack *ack)
+{
+	char text[SL_PKT_MAX_TEXT_PAYLOAD + 1];
+	struct pollfd pfd = { .fd = s->ch[0].fd, .events = POLLIN };
+	struct sl_pkt p;
+	int ret = check_usable(s);
+
+	if (ret)
+		return ret;
+	if (!ack)
+		return -EINVAL;
+	ret = poll(&pfd, 1, timeout_ms < 0 ? 0 : timeout_ms);
+	if (ret < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (ret == 0)
+		return 0;
+	/* Readable: an ACK, an ERROR, or the receiver going away (EOF). */
+	ret = read_back_packet(s, s->timeout_ms, "reading an acknowledgement", &p, text);
+	if (ret)
+		return ret;
+	if (p.type != SL_PKT_ACK)
+		return sl_sender_fail(s, -EPROTO, "channel 0: receiver sent %s before COMPLETE",
+				      sl_wire_type_name(p.type));
+	ack->kind = p.u.ack.kind;
+	ack->id = p.u.ack.id;
+	ack->value = p.u.ack.value;
+	return 1;
+}
+
+int sl_sender_wait_resumed(struct sl_sender *s, int timeout_ms, struct sl_resumed_info *info)
+{
+	char text[SL_PKT_MAX_TEXT_PAYLOAD + 1];
+	struct sl_pkt p = { 0 };
 	int ret;
 
 	info->status = 0;
@@ -775,39 +853,17 @@ int sl_sender_wait_resumed(struct sl_sender *s, int timeout_ms, struct sl_resume
 	ret = check_usable(s);
 	if (ret)
 		return ret;
-	sl_io_prepare_socket(c->fd, timeout_ms > 0 ? timeout_ms : s->timeout_ms);
-	n = sl_io_read_full(c->fd, hdr, SL_PKT_COMMON_LEN);
-	if (n == SL_PKT_COMMON_LEN && !(ret = sl_wire_decode_common(hdr, SL_PKT_COMMON_LEN, &p, &eb))) {
-		n = sl_io_read_full(c->fd, hdr + SL_PKT_COMMON_LEN, p.hdr_len - SL_PKT_COMMON_LEN);
-		if (n == p.hdr_len - SL_PKT_COMMON_LEN)
-			ret = sl_wire_decode_header(hdr, p.hdr_len, s->page_size, &p, &eb);
-		else
-			n = n < 0 ? n : -ECONNRESET;
-	} else if (n >= 0 && n < SL_PKT_COMMON_LEN && !ret) {
-		n = -ECONNRESET;
-	}
-	if (n < 0)
-		return sl_sender_fail(s, (int)n, "channel 0: waiting for RESUMED: %s",
-				      n == -ETIMEDOUT ? "receiver silent" :
-				      n == -ECONNRESET ? "receiver closed the connection" :
-				      strerror((int)-n));
-	if (ret)
-		return sl_sender_fail(s, ret, "channel 0: bad answer from the receiver: %s", eb.msg);
-	if (p.type != SL_PKT_RESUMED && p.type != SL_PKT_ERROR)
-		return sl_sender_fail(s, -EPROTO, "channel 0: receiver answered %s, not RESUMED",
-				      sl_wire_type_name(p.type));
-	n = sl_io_read_full(c->fd, text, p.payload_len);
-	if (n != (ssize_t)p.payload_len)
-		return sl_sender_fail(s, -ECONNRESET, "channel 0: RESUMED text cut short");
-	text[p.payload_len] = '\0';
-	for (size_t i = 0; i < p.payload_len; i++)
-		if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] >= 0x7f)
-			text[i] = '?';
+	do { /* acknowledgements still in flight are too late to matter: skip them */
+		ret = read_back_packet(s, timeout_ms, "waiting for RESUMED", &p, text);
+		if (ret) {
+			if (p.type == SL_PKT_ERROR) {
+				info->status = p.u.error.code ? -(int)p.u.error.code : -EPROTO;
+				snprintf(info->msg, sizeof(info->msg), "%s", text);
+			}
+			return ret;
+		}
+	} while (p.type == SL_PKT_ACK);
 	snprintf(info->msg, sizeof(info->msg), "%s", text);
-	if (p.type == SL_PKT_ERROR) {
-		info->status = p.u.error.code ? -(int)p.u.error.code : -EPROTO;
-		return sl_sender_fail(s, -EPROTO, "receiver reported an error: %s", text);
-	}
 	info->status = p.u.resumed.status;
 	if (info->status)
 		return sl_sender_fail(s, info->status, "receiver could not resume: %s",

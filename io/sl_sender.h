@@ -155,6 +155,24 @@ int sl_sender_complete(struct sl_sender *s);
  */
 int sl_sender_wait_resumed(struct sl_sender *s, int timeout_ms, struct sl_resumed_info *info);
 
+/* An acknowledgement the receiver sent during the session (wire ACK). */
+struct sl_ack {
+	uint32_t kind;  /* SL_ACK_DEVICE_INIT_LOADED */
+	uint32_t id;    /* device id */
+	uint64_t value; /* kind-specific; 0 for DEVICE_INIT_LOADED */
+};
+
+/*
+ * Reads the next acknowledgement from channel 0, waiting up to timeout_ms
+ * (0 = just look). Returns 1 with *ack filled, 0 when none arrived, or
+ * -errno: -ECONNRESET when the receiver went away (early detection of a dead
+ * destination during precopy), -EPROTO for an ERROR from the receiver or a
+ * packet out of place. Call from the thread that drives the session (not
+ * concurrently with sl_sender_wait_resumed); ACKs still in flight when
+ * wait_resumed runs are skipped there.
+ */
+int sl_sender_next_ack(struct sl_sender *s, int timeout_ms, struct sl_ack *ack);
+
 /* Snapshot of the counters (relaxed atomic loads); any time, any thread. */
 void sl_sender_get_stats(const struct sl_sender *s, struct sl_sender_stats *st);
 

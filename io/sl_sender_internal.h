@@ -132,6 +132,7 @@ struct sl_sender {
 	struct sl_bucket bucket;
 	struct sl_sender_stats stats; /* __atomic adds */
 	bool resumed_done;
+	uint64_t back_seq;       /* next seq expected from the receiver (channel 0) */
 };
 
 /* Called by a worker when an item is fully released (under no lock). */

@@ -159,6 +159,7 @@ static const char *const type_names[] = {
 	[SL_PKT_RAM] = "RAM", [SL_PKT_ZERO] = "ZERO", [SL_PKT_DEVICE] = "DEVICE",
 	[SL_PKT_STATE] = "STATE", [SL_PKT_ITERATION_END] = "ITERATION_END",
 	[SL_PKT_COMPLETE] = "COMPLETE", [SL_PKT_RESUMED] = "RESUMED", [SL_PKT_ERROR] = "ERROR",
+	[SL_PKT_ACK] = "ACK",
 };
 
 const char *sl_wire_type_name(uint8_t type)
@@ -177,6 +178,7 @@ size_t sl_wire_header_len(uint8_t type, uint32_t nranges)
 	case SL_PKT_DEVICE:
 	case SL_PKT_ITERATION_END:
 	case SL_PKT_COMPLETE:
+	case SL_PKT_ACK:
 		return SL_PKT_COMMON_LEN + 16;
 	case SL_PKT_STATE:
 	case SL_PKT_RESUMED:
@@ -264,6 +266,11 @@ int sl_wire_encode_header(const struct sl_pkt *p, const struct sl_wire_range *ra
 		break;
 	case SL_PKT_ERROR:
 		sl_put_be32(out + 32, p->u.error.code);
+		break;
+	case SL_PKT_ACK:
+		sl_put_be32(out + 32, p->u.ack.kind);
+		sl_put_be32(out + 36, p->u.ack.id);
+		sl_put_be64(out + 40, p->u.ack.value);
 		break;
 	}
 	sl_put_be32(out + 4, sl_wire_header_checksum(out, hl));
@@ -364,7 +371,7 @@ int sl_wire_decode_header(const uint8_t *in, size_t len, uint32_t page_size,
 		p->u.dev.device_id = sl_get_be32(in + 32);
 		p->u.dev.flags = sl_get_be32(in + 36);
 		p->u.dev.index = sl_get_be64(in + 40);
-		if (p->u.dev.flags & ~(SL_DEV_FLAG_LAST | SL_DEV_FLAG_CONFIG))
+		if (p->u.dev.flags & ~SL_DEV_FLAGS_KNOWN)
 			return sl_err(eb, -EINVAL, "DEVICE packet: unknown flags 0x%x", p->u.dev.flags);
 		break;
 	case SL_PKT_STATE:
@@ -386,6 +393,13 @@ int sl_wire_decode_header(const uint8_t *in, size_t len, uint32_t page_size,
 		p->u.error.code = sl_get_be32(in + 32);
 		if (sl_get_be32(in + 36) || p->u.error.code > 4095)
 			return sl_err(eb, -EINVAL, "ERROR packet: bad code field");
+		break;
+	case SL_PKT_ACK:
+		p->u.ack.kind = sl_get_be32(in + 32);
+		p->u.ack.id = sl_get_be32(in + 36);
+		p->u.ack.value = sl_get_be64(in + 40);
+		if (p->u.ack.kind != SL_ACK_DEVICE_INIT_LOADED)
+			return sl_err(eb, -EINVAL, "ACK packet: unknown kind %u", p->u.ack.kind);
 		break;
 	}
 	return 0;

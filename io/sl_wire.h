@@ -106,12 +106,19 @@ enum sl_pkt_type {
 	SL_PKT_COMPLETE = 6,       /* per channel: totals; last packet of the channel */
 	SL_PKT_RESUMED = 7,        /* receiver -> sender on channel 0: status + text */
 	SL_PKT_ERROR = 8,          /* either direction: code + reason text */
-	SL_PKT_TYPE_MAX = 8,
+	SL_PKT_ACK = 9,            /* receiver -> sender on channel 0, during the session */
+	SL_PKT_TYPE_MAX = 9,
 };
+
+/* ACK kinds. */
+#define SL_ACK_DEVICE_INIT_LOADED 1u /* device `id` loaded its initial (PRE_COPY) data:
+				      * the switchover acknowledgement */
 
 /* DEVICE packet flags (the device's own flags field, not the header flags). */
 #define SL_DEV_FLAG_LAST (1u << 0)   /* the device's last packet */
 #define SL_DEV_FLAG_CONFIG (1u << 1) /* carries config state (QEMU's CONFIG_STATE) */
+#define SL_DEV_FLAG_INIT_DONE (1u << 2) /* source's initial_bytes reached 0 with this packet */
+#define SL_DEV_FLAGS_KNOWN (SL_DEV_FLAG_LAST | SL_DEV_FLAG_CONFIG | SL_DEV_FLAG_INIT_DONE)
 
 #define SL_PKT_COMMON_LEN 32
 #define SL_PKT_RANGE_LEN 16
@@ -143,6 +150,7 @@ struct sl_pkt {
 		struct { uint64_t packets; uint64_t bytes; } count; /* ITERATION_END, COMPLETE */
 		struct { int32_t status; } resumed;                  /* 0 or negative errno */
 		struct { uint32_t code; } error;                     /* positive errno */
+		struct { uint32_t kind; uint32_t id; uint64_t value; } ack; /* SL_ACK_* */
 	} u;
 };
 

@@ -331,6 +331,7 @@ static int run_main(int argc, char **argv)
 	uint8_t key[64];
 	char keyfile[256] = "", url[64];
 	int c, ret, port = 0, status = 0, code = SL_EXIT_FAILED;
+	bool reported = false;
 
 	run_opts_default(&o);
 	optind = 1;
@@ -459,12 +460,28 @@ static int run_main(int argc, char **argv)
 	} else {
 		run_print_report(stdout, &o, &res, &dv, &verdict);
 	}
+	reported = true;
 	if (ret < 0)
 		fprintf(stderr, "sluice run: migration failed: %s%s\n", res.msg,
 			res.source_running_after_failure ? " — the source VM is still running" : "");
 	else if (code == SL_EXIT_VERIFY)
 		fprintf(stderr, "sluice run: verification failed%s%s\n", dv.why[0] ? ": " : "", dv.why);
 out:
+	if (o.json && !reported) {
+		/* Failed before migrating: scripts (sluice sweep) still get an object. */
+		struct run_verdict v = { .exit_code = code };
+
+		res.err = ret < 0 ? ret : -EIO;
+		snprintf(res.msg, sizeof(res.msg), "%s", eb.msg);
+		{
+			struct json_object *j = run_json(&o, &res, NULL, &v);
+
+			if (j) {
+				printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY));
+				json_object_put(j);
+			}
+		}
+	}
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	if (dest.pid > 0) {

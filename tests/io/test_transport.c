@@ -60,12 +60,17 @@ static int rx_state(void *ctx, uint32_t kind, const void *buf, size_t len)
 	return 0;
 }
 
+/* Set before spawning the receiver (the child inherits it): the receiver
+ * acknowledges every generation, and once more inside complete(). */
+static bool rx_send_acks;
+
 static int rx_iter(void *ctx, uint32_t gen)
 {
 	struct rx_ctx *x = ctx;
 
-	(void)gen;
 	x->iter_ends++;
+	if (rx_send_acks)
+		return sl_receiver_send_ack(x->r, SL_ACK_DEVICE_INIT_LOADED, gen, (uint64_t)gen * 10);
 	return 0;
 }
 
@@ -107,6 +112,9 @@ static int rx_complete(void *ctx, char *msg, size_t n)
 			x->dev_ok++;
 		}
 	}
+	/* An ACK after COMPLETE: the sender must skip it while waiting for RESUMED. */
+	if (rx_send_acks && sl_receiver_send_ack(x->r, SL_ACK_DEVICE_INIT_LOADED, 77, 0))
+		return -EIO;
 	snprintf(msg, n, "hash=%016llx iters=%u dev=%u state=%016llx",
 		 (unsigned long long)XXH3_64bits(x->dst, x->len), x->iter_ends, x->dev_ok,
 		 (unsigned long long)x->state_hash);
@@ -179,6 +187,18 @@ struct dev_buf {
 	size_t len;
 };
 
+/* The receiver's acknowledgement of generation g arrives, exactly once. */
+static void expect_ack(struct sl_sender *s, uint32_t g)
+{
+	struct sl_ack ack;
+
+	assert_int_equal(sl_sender_next_ack(s, 10000, &ack), 1);
+	assert_int_equal(ack.kind, SL_ACK_DEVICE_INIT_LOADED);
+	assert_int_equal(ack.id, g);
+	assert_int_equal(ack.value, (uint64_t)g * 10);
+	assert_int_equal(sl_sender_next_ack(s, 0, &ack), 0);
+}
+
 __attribute__((unused)) static void run_case(enum sl_zc_mode mode, unsigned nch, const char *listen, enum pattern pat)
 {
 	size_t len = (size_t)REGION_MB << 20;
@@ -215,6 +235,8 @@ __attribute__((unused)) static void run_case(enum sl_zc_mode mode, unsigned nch,
 		assert_int_equal(sl_sender_send_zero_ranges(s, 0, &z, 1, 0), 0);
 		assert_int_equal(sl_sender_iteration_end(s, 0), 0);
 	}
+	if (rx_send_acks)
+		expect_ack(s, 0);
 	for (uint32_t g = 1; g < ngens; g++) {
 		struct sl_range rs[64];
 		size_t n = 0;
@@ -243,6 +265,8 @@ __attribute__((unused)) static void run_case(enum sl_zc_mode mode, unsigned nch,
 		memset(src + z.first * 4096, 0, z.npages * 4096);
 		assert_int_equal(sl_sender_send_zero_ranges(s, 0, &z, 1, g), 0);
 		assert_int_equal(sl_sender_iteration_end(s, g), 0);
+		if (rx_send_acks)
+			expect_ack(s, g);
 	}
 	/* Device packets, backwards and spread over channels. */
 	for (int i = DEV_PKTS - 1; i >= 0; i--)
@@ -322,6 +346,16 @@ static void test_ipv6(void **state)
 
 static void test_ordering_uring(void **state) { (void)state; run_case(SL_ZC_URING, 4, "tcp:127.0.0.1:0", PAT_ORDERING); }
 static void test_ordering_off(void **state) { (void)state; run_case(SL_ZC_OFF, 4, "tcp:127.0.0.1:0", PAT_ORDERING); }
+
+/* Switchover acknowledgements (wire ACK) travel back during the session,
+ * and one still in flight after COMPLETE does not disturb RESUMED. */
+static void test_acks(void **state)
+{
+	(void)state;
+	rx_send_acks = true;
+	run_case(SL_ZC_OFF, 2, "tcp:127.0.0.1:0", PAT_RANDOM);
+	rx_send_acks = false;
+}
 #endif
 
 #ifdef TRANSPORT_FAULTS
@@ -777,6 +811,7 @@ int main(void)
 		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_ordering_uring),
 		cmocka_unit_test(test_ordering_off),
+		cmocka_unit_test(test_acks),
 #endif
 #ifdef TRANSPORT_FAULTS
 		cmocka_unit_test(test_wrong_key),

@@ -237,6 +237,23 @@ static void test_vector_packets(void **state)
 	assert_int_equal(p.seq, 3);
 	assert_int_equal(p.u.error.code, 22);
 	assert_int_equal(p.payload_len, 10);
+
+	roundtrip_vector("ack", &p);
+	assert_int_equal(p.type, SL_PKT_ACK);
+	assert_int_equal(p.seq, 1);
+	assert_int_equal(p.generation, 2);
+	assert_int_equal(p.u.ack.kind, SL_ACK_DEVICE_INIT_LOADED);
+	assert_int_equal(p.u.ack.id, 3);
+	assert_int_equal(p.u.ack.value, 0);
+	assert_int_equal(p.payload_len, 0);
+
+	roundtrip_vector("device-init-done", &p);
+	assert_int_equal(p.type, SL_PKT_DEVICE);
+	assert_int_equal(p.seq, 13);
+	assert_int_equal(p.u.dev.device_id, 3);
+	assert_int_equal(p.u.dev.flags, SL_DEV_FLAG_INIT_DONE);
+	assert_int_equal(p.u.dev.index, 7);
+	assert_int_equal(p.payload_len, 64);
 }
 
 static uint64_t rnd(uint64_t *x)
@@ -277,7 +294,7 @@ static void test_random_roundtrip(void **state)
 			break;
 		case SL_PKT_DEVICE:
 			p.u.dev.device_id = (uint32_t)rnd(&x);
-			p.u.dev.flags = (uint32_t)(rnd(&x) & 3);
+			p.u.dev.flags = (uint32_t)(rnd(&x) & SL_DEV_FLAGS_KNOWN);
 			p.u.dev.index = rnd(&x);
 			p.payload_len = rnd(&x) % SL_PKT_MAX_BLOB_PAYLOAD;
 			break;
@@ -297,6 +314,11 @@ static void test_random_roundtrip(void **state)
 		case SL_PKT_ERROR:
 			p.u.error.code = (uint32_t)(rnd(&x) % 4096);
 			p.payload_len = rnd(&x) % SL_PKT_MAX_TEXT_PAYLOAD;
+			break;
+		case SL_PKT_ACK:
+			p.u.ack.kind = SL_ACK_DEVICE_INIT_LOADED;
+			p.u.ack.id = (uint32_t)rnd(&x);
+			p.u.ack.value = rnd(&x);
 			break;
 		}
 		hl = sl_wire_encode_header(&p, ranges, buf, sizeof(buf));
@@ -351,8 +373,8 @@ static void test_rejections(void **state)
 
 	(void)state;
 	ram.u.ram.nranges = 1;
-	b1[0] = 9;
-	expect_reject(&ram, &r1, 0, b1, 1, -EINVAL, "unknown packet type 9");
+	b1[0] = 10;
+	expect_reject(&ram, &r1, 0, b1, 1, -EINVAL, "unknown packet type 10");
 	b1[0] = 0;
 	expect_reject(&ram, &r1, 0, b1, 1, -EINVAL, "unknown packet type 0");
 	b1[0] = 1;
@@ -375,8 +397,15 @@ static void test_rejections(void **state)
 		sl_put_be16(hl, 40);
 		expect_reject(&dev, NULL, 2, hl, 2, -EINVAL, "bad header length 40");
 	}
-	sl_put_be32(b4, 4);
-	expect_reject(&dev, NULL, 36, b4, 4, -EINVAL, "unknown flags 0x4");
+	sl_put_be32(b4, 8);
+	expect_reject(&dev, NULL, 36, b4, 4, -EINVAL, "unknown flags 0x8");
+	{
+		struct sl_pkt a = { .type = SL_PKT_ACK };
+
+		a.u.ack.kind = SL_ACK_DEVICE_INIT_LOADED;
+		sl_put_be32(b4, 7);
+		expect_reject(&a, NULL, 32, b4, 4, -EINVAL, "ACK packet: unknown kind 7");
+	}
 	sl_put_be64(b8, (uint64_t)SL_PKT_MAX_BLOB_PAYLOAD + 1);
 	expect_reject(&dev, NULL, 8, b8, 8, -EINVAL, "DEVICE packet: payload of");
 	{
