@@ -33,6 +33,11 @@
 #define SL_SEND_BATCH_PAGES 2048ull
 /* Merge dirty runs separated by this many clean pages (one header less). */
 #define SL_SCAN_GAP_PAGES 2ull
+/* Devices tracked for the switchover acknowledgement. */
+#define SL_ACK_MAX_DEVICES 64u
+/* Iterations to wait for a destination's acknowledgement before switching
+ * over without it (the source's own initial_bytes already reached 0). */
+#define SL_ACK_MAX_WAIT 5u
 
 struct sl_region {
 	uint32_t id;
@@ -102,6 +107,12 @@ struct sl_session {
 	struct sl_migration_stats stats;
 	struct sl_dest_report dest;
 
+	/* switchover acknowledgement: devices whose INIT_DONE packet went out,
+	 * and those the destination acknowledged as loaded (wire ACK) */
+	bool dev_init_sent[SL_ACK_MAX_DEVICES];
+	bool dev_acked[SL_ACK_MAX_DEVICES];
+	unsigned ack_wait_iterations;
+
 	/* peer-silence watchdog (session_watchdog.c) */
 	pthread_t wd_thread;
 	pthread_mutex_t wd_lock;
@@ -143,6 +154,10 @@ int sl_session_fail(struct sl_session *s, int err);
  * receiver's reassembly store to the loaders (destination). */
 struct sl_devstore;
 int sl_session_devices_attach(struct sl_session *s);
+/* Reads the destination's ACKs without waiting (-errno: it went away). */
+int sl_session_poll_acks(struct sl_session *s);
+/* A device announced INIT_DONE and the destination has not acknowledged it. */
+bool sl_session_acks_pending(struct sl_session *s);
 int sl_dest_devices_start(struct sl_devset *set, struct sl_devstore *store);
 
 /* The sender's mode as the stats name it ("send_zc", "msg_zerocopy", "copy"). */

@@ -20,6 +20,7 @@
 #include "engine_internal.h"
 #include "sl_receiver.h"
 #include "sl_vfio.h"
+#include "sl_wire.h" /* SL_ACK_* */
 
 struct state_blob {
 	uint32_t kind;
@@ -47,6 +48,7 @@ struct sl_dest {
 	uint32_t generations;
 	bool devices_started;     /* loaders running for this session */
 	int devices_err;
+	bool dev_acked[SL_ACK_MAX_DEVICES]; /* switchover-ack sent */
 
 	struct sl_dest_report report;
 	struct sl_migration_stats stats;
@@ -253,15 +255,43 @@ static int start_devices(struct sl_dest *d)
 	return ret;
 }
 
+/* Switchover-ack: tell the source which devices have loaded their initial
+ * PRE_COPY data (checked at every iteration end). */
+static int send_acks(struct sl_dest *d)
+{
+	unsigned n = d->devices ? SL_MIN(sl_devset_count(d->devices), SL_ACK_MAX_DEVICES) : 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct sl_devset_dev_stats st;
+		int ret;
+
+		if (d->dev_acked[i] || sl_devset_stats(d->devices, i, &st) < 0 || !st.initial_done)
+			continue;
+		ret = sl_receiver_send_ack(d->rx, SL_ACK_DEVICE_INIT_LOADED, i, 0);
+		if (ret < 0)
+			return sl_err(&d->err, ret, "sending the switchover acknowledgement of device %u: %s",
+				      i, strerror(-ret));
+		d->dev_acked[i] = true;
+	}
+	return 0;
+}
+
 static int on_iteration_end(void *ctx, uint32_t generation)
 {
 	struct sl_dest *d = ctx;
+	int ret;
 
 	pthread_mutex_lock(&d->lock);
 	if (generation > d->generations)
 		d->generations = generation;
 	pthread_mutex_unlock(&d->lock);
-	return start_devices(d);
+	ret = start_devices(d);
+	if (ret >= 0) {
+		pthread_mutex_lock(&d->lock);
+		ret = send_acks(d);
+		pthread_mutex_unlock(&d->lock);
+	}
+	return ret;
 }
 
 static int on_complete(void *ctx, char *msg, size_t msglen)
@@ -345,6 +375,7 @@ SL_EXPORT int sl_dest_run(struct sl_dest *d)
 	d->err.msg[0] = 0;
 	d->devices_started = false;
 	d->devices_err = 0;
+	memset(d->dev_acked, 0, sizeof(d->dev_acked));
 	d->t_start = sl_now_ns();
 	ret = sl_receiver_run_session(d->rx, &ops, d, &eb);
 	sl_receiver_get_stats(d->rx, &st);

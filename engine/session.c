@@ -351,6 +351,16 @@ static void device_pending(struct sl_session *s, uint64_t *pending, uint64_t *in
 		return;
 	*pending = p.initial_bytes + p.dirty_bytes + p.stopcopy_bytes;
 	*initial = p.initial_done ? 0 : p.initial_bytes;
+	/* Switchover-ack: the initial data left, but the destination has not
+	 * said it loaded it yet; keep precopy going a little (bounded). */
+	if (!*initial && sl_session_acks_pending(s)) {
+		if (s->ack_wait_iterations++ < SL_ACK_MAX_WAIT)
+			*initial = 1;
+		else if (s->ack_wait_iterations == SL_ACK_MAX_WAIT + 1)
+			sl_session_log(s, SL_LOG_WARNING,
+				       "no switchover acknowledgement from the destination after %u iterations: switching over without it",
+				       SL_ACK_MAX_WAIT);
+	}
 }
 
 SL_EXPORT int sl_session_iterate(struct sl_session *s)
@@ -398,6 +408,9 @@ SL_EXPORT int sl_session_iterate(struct sl_session *s)
 			sl_err(&s->err, ret, "%s", sl_session_transport_msg(s));
 		}
 	}
+	/* The destination's acknowledgements; also notices early that it died. */
+	if (ret >= 0 && s->devices)
+		ret = sl_session_poll_acks(s);
 	if (ret < 0)
 		return sl_session_fail(s, ret);
 	t_send = sl_now_ns();

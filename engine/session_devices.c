@@ -10,6 +10,7 @@
 #include "engine_internal.h"
 #include "sl_devstore.h"
 #include "sl_vfio.h"
+#include "sl_wire.h" /* SL_ACK_* */
 
 /* ---- source: device packets → sender ---------------------------------- */
 
@@ -19,11 +20,11 @@ static int sink_send(void *ctx, uint32_t dev, uint64_t index, uint32_t flags, co
 	struct sl_session *s = ctx;
 	int ret;
 
-	/* Wire format v1 carries LAST and CONFIG only; INIT_DONE (the
-	 * destination's switchover-ack hint) is dropped until the wire gets a
-	 * bit for it. The source-side policy does not depend on it: it waits
-	 * for the source's own initial_bytes to reach 0. */
-	flags &= SL_VFIO_PKT_LAST | SL_VFIO_PKT_CONFIG;
+	/* INIT_DONE: the device's initial PRE_COPY data ends with this packet;
+	 * the switchover then waits for the destination's ACK that it loaded
+	 * it (QEMU's switchover-ack). Same bit values on the wire. */
+	if ((flags & SL_VFIO_PKT_INIT_DONE) && dev < SL_ACK_MAX_DEVICES)
+		s->dev_init_sent[dev] = true;
 	sl_session_busy(s, true);
 	ret = sl_sender_send_device(s->sender, dev, index, flags, buf, len, -1);
 	sl_session_busy(s, false);
@@ -39,6 +40,31 @@ static int sink_flush(void *ctx)
 	ret = sl_sender_flush(s->sender);
 	sl_session_busy(s, false);
 	return sl_session_transport_err(s, ret);
+}
+
+int sl_session_poll_acks(struct sl_session *s)
+{
+	struct sl_ack ack;
+	int ret;
+
+	while ((ret = sl_sender_next_ack(s->sender, 0, &ack)) == 1) {
+		if (ack.kind == SL_ACK_DEVICE_INIT_LOADED && ack.id < SL_ACK_MAX_DEVICES) {
+			s->dev_acked[ack.id] = true;
+			sl_session_log(s, SL_LOG_INFO, "destination loaded device %u's initial data",
+				       ack.id);
+		}
+	}
+	if (ret < 0)
+		return sl_err(&s->err, ret, "the destination went away: %s", sl_sender_last_error(s->sender));
+	return 0;
+}
+
+bool sl_session_acks_pending(struct sl_session *s)
+{
+	for (unsigned i = 0; i < SL_ACK_MAX_DEVICES; i++)
+		if (s->dev_init_sent[i] && !s->dev_acked[i])
+			return true;
+	return false;
 }
 
 int sl_session_devices_attach(struct sl_session *s)

@@ -443,7 +443,7 @@ static int run_main(int argc, char **argv)
 			kill(dest.pid, SIGCONT); /* a stalled destination may exit now */
 	}
 	if (dest.pid > 0)
-		collect_dest(&dest, &dv, &status, ret < 0 ? 3000 : 15000);
+		collect_dest(&dest, &dv, &status, ret < 0 ? 3000 : 30000);
 	cleanup.dest = -1; /* reaped: its pid may be reused */
 	run_verdict(&o, &res, &dv, &verdict);
 	code = verdict.exit_code;

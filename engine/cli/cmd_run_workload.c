@@ -722,7 +722,7 @@ void wl_dest_check(struct wl_dest *w, struct wl_dest_result *out)
 	out->applicable = true;
 	out->progress_at_resume = w->progress_at_resume;
 	{
-		uint64_t end = sl_now_ns() + 5000000000ull;
+		uint64_t end = sl_now_ns() + 15000000000ull;
 
 		/* The guest's pass counter lives in guest memory: it must move on
 		 * from where the source stopped it. */
@@ -733,7 +733,7 @@ void wl_dest_check(struct wl_dest *w, struct wl_dest_result *out)
 	out->running = out->progress_after > out->progress_at_resume;
 	if (!out->running)
 		snprintf(out->why, sizeof(out->why),
-			 "the guest's pass counter stayed at %llu for 5 s after the resume",
+			 "the guest's pass counter stayed at %llu for 15 s after the resume",
 			 (unsigned long long)out->progress_at_resume);
 	if (sl_vmm_stop(w->vmm) == 0) {
 		struct sl_vmm_verify v;
