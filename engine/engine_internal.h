@@ -35,9 +35,6 @@
 #define SL_SCAN_GAP_PAGES 2ull
 /* Devices tracked for the switchover acknowledgement. */
 #define SL_ACK_MAX_DEVICES 64u
-/* Iterations to wait for a destination's acknowledgement before switching
- * over without it (the source's own initial_bytes already reached 0). */
-#define SL_ACK_MAX_WAIT 5u
 
 struct sl_region {
 	uint32_t id;
@@ -111,7 +108,8 @@ struct sl_session {
 	 * and those the destination acknowledged as loaded (wire ACK) */
 	bool dev_init_sent[SL_ACK_MAX_DEVICES];
 	bool dev_acked[SL_ACK_MAX_DEVICES];
-	unsigned ack_wait_iterations;
+	uint64_t ack_wait_start_ns; /* first iteration that waited for an ACK */
+	bool ack_wait_warned;
 
 	/* peer-silence watchdog (session_watchdog.c) */
 	pthread_t wd_thread;

@@ -191,12 +191,16 @@ SL_EXPORT int sl_dest_add_ram(struct sl_dest *d, const struct sl_ram_config *ram
 	return (int)d->nregions++;
 }
 
+static void on_initial_loaded(void *ctx, uint32_t dev);
+
 SL_EXPORT int sl_dest_add_devices(struct sl_dest *d, struct sl_devset *set)
 {
 	if (!d || !set)
 		return -EINVAL;
 	if (d->devices)
 		return sl_err(&d->err, -EEXIST, "dest: a device set is already registered");
+	if (sl_devset_set_initial_loaded_cb(set, on_initial_loaded, d) < 0)
+		return sl_err(&d->err, -EBUSY, "dest: the device set is already loading");
 	d->devices = set;
 	return 0;
 }
@@ -255,43 +259,38 @@ static int start_devices(struct sl_dest *d)
 	return ret;
 }
 
-/* Switchover-ack: tell the source which devices have loaded their initial
- * PRE_COPY data (checked at every iteration end). */
-static int send_acks(struct sl_dest *d)
+/* Switchover-ack: a device's loader has just written the packet that ended
+ * its initial PRE_COPY data; tell the source at once (loader thread), so its
+ * switchover waits no longer than the load itself. */
+static void on_initial_loaded(void *ctx, uint32_t dev)
 {
-	unsigned n = d->devices ? SL_MIN(sl_devset_count(d->devices), SL_ACK_MAX_DEVICES) : 0;
+	struct sl_dest *d = ctx;
+	int ret;
 
-	for (unsigned i = 0; i < n; i++) {
-		struct sl_devset_dev_stats st;
-		int ret;
-
-		if (d->dev_acked[i] || sl_devset_stats(d->devices, i, &st) < 0 || !st.initial_done)
-			continue;
-		ret = sl_receiver_send_ack(d->rx, SL_ACK_DEVICE_INIT_LOADED, i, 0);
+	if (dev >= SL_ACK_MAX_DEVICES)
+		return;
+	pthread_mutex_lock(&d->lock);
+	if (!d->dev_acked[dev]) {
+		ret = sl_receiver_send_ack(d->rx, SL_ACK_DEVICE_INIT_LOADED, dev, 0);
 		if (ret < 0)
-			return sl_err(&d->err, ret, "sending the switchover acknowledgement of device %u: %s",
-				      i, strerror(-ret));
-		d->dev_acked[i] = true;
+			dlog(d, SL_LOG_WARNING,
+				    "sending the switchover acknowledgement of device %u: %s",
+				    dev, strerror(-ret));
+		else
+			d->dev_acked[dev] = true;
 	}
-	return 0;
+	pthread_mutex_unlock(&d->lock);
 }
 
 static int on_iteration_end(void *ctx, uint32_t generation)
 {
 	struct sl_dest *d = ctx;
-	int ret;
 
 	pthread_mutex_lock(&d->lock);
 	if (generation > d->generations)
 		d->generations = generation;
 	pthread_mutex_unlock(&d->lock);
-	ret = start_devices(d);
-	if (ret >= 0) {
-		pthread_mutex_lock(&d->lock);
-		ret = send_acks(d);
-		pthread_mutex_unlock(&d->lock);
-	}
-	return ret;
+	return start_devices(d);
 }
 
 static int on_complete(void *ctx, char *msg, size_t msglen)

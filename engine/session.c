@@ -349,17 +349,26 @@ static void device_pending(struct sl_session *s, uint64_t *pending, uint64_t *in
 	*pending = *initial = 0;
 	if (!s->devices || sl_devset_pending(s->devices, &p) < 0)
 		return;
-	*pending = p.initial_bytes + p.dirty_bytes + p.stopcopy_bytes;
+	*pending = p.switchover_bytes; /* initial+dirty+stop-copy without double counting */
 	*initial = p.initial_done ? 0 : p.initial_bytes;
 	/* Switchover-ack: the initial data left, but the destination has not
-	 * said it loaded it yet; keep precopy going a little (bounded). */
+	 * said it loaded it yet. Keep precopy going (it still sends dirty
+	 * pages) for up to the peer timeout; after that switch over anyway —
+	 * the loader still writes every packet in order before the device
+	 * leaves RESUMING, so only downtime is at stake, not correctness. */
 	if (!*initial && sl_session_acks_pending(s)) {
-		if (s->ack_wait_iterations++ < SL_ACK_MAX_WAIT)
+		uint64_t now = sl_now_ns();
+
+		if (!s->ack_wait_start_ns)
+			s->ack_wait_start_ns = now;
+		if (now - s->ack_wait_start_ns < s->cfg.peer_timeout_ns) {
 			*initial = 1;
-		else if (s->ack_wait_iterations == SL_ACK_MAX_WAIT + 1)
+		} else if (!s->ack_wait_warned) {
+			s->ack_wait_warned = true;
 			sl_session_log(s, SL_LOG_WARNING,
-				       "no switchover acknowledgement from the destination after %u iterations: switching over without it",
-				       SL_ACK_MAX_WAIT);
+				       "no switchover acknowledgement from the destination after %.1f s: switching over without it",
+				       (double)(now - s->ack_wait_start_ns) / 1e9);
+		}
 	}
 }
 

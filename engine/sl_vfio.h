@@ -387,6 +387,11 @@ SL_EXPORT int sl_devset_abort_to_running(struct sl_devset *ds);
  * thread per device writing packets from `src` in index order into the
  * RESUMING fd. */
 SL_EXPORT int sl_devset_resume_start(struct sl_devset *ds, const struct sl_devset_source *src);
+/* Sets (or replaces) cfg.initial_loaded, for an engine that receives the
+ * set already made: called on a loader thread right after a device wrote its
+ * INIT_DONE packet. Returns 0, or -EBUSY while loaders run. */
+SL_EXPORT int sl_devset_set_initial_loaded_cb(struct sl_devset *ds,
+					      void (*fn)(void *ctx, uint32_t dev), void *ctx);
 /* True once every device that announced INIT_DONE has loaded it (switchover-ack). */
 SL_EXPORT bool sl_devset_initial_loaded(const struct sl_devset *ds);
 /* Waits for every loader to reach the LAST packet, then moves every device

@@ -133,6 +133,18 @@ int sl_devset_resume_start(struct sl_devset *ds, const struct sl_devset_source *
 	return 0;
 }
 
+int sl_devset_set_initial_loaded_cb(struct sl_devset *ds, void (*fn)(void *ctx, uint32_t dev),
+				    void *ctx)
+{
+	if (!ds)
+		return -EINVAL;
+	if (devset_loaders_running(ds))
+		return sl_err(&ds->err, -EBUSY, "device state is already being loaded");
+	ds->cfg.initial_loaded = fn;
+	ds->cfg.cb_ctx = ctx;
+	return 0;
+}
+
 bool sl_devset_initial_loaded(const struct sl_devset *ds)
 {
 	if (!ds)

@@ -32,7 +32,7 @@
 
 struct qemu_opts {
 	uint64_t mem, wss, bandwidth, downtime_ns, warmup_ns, timeout_ns;
-	const char *pattern, *qemu, *guest;
+	const char *pattern, *qemu, *guest, *policy;
 	unsigned reps;
 	bool json, compare;
 };
@@ -58,12 +58,14 @@ static void usage(FILE *f)
 		"options:\n"
 		"  --mem SIZE             guest memory (default 512M)\n"
 		"  --wss SIZE             working set rewritten continuously (default 316M)\n"
-		"  --pattern P            seq | random | stride (default seq)\n"
+		"  --pattern P            sequential | random | stride (default sequential)\n"
 		"  --bandwidth RATE       max-bandwidth, e.g. 1G (default 1G; 0 = unlimited)\n"
 		"  --downtime-limit DUR   downtime-limit, e.g. 300ms (default 300ms)\n"
 		"  --warmup DUR           run the guest this long before migrating (default 1s)\n"
 		"  --reps N               repeat and report each run (default 1)\n"
 		"  --compare              also run `sluice run` with the same settings\n"
+		"  --policy NAME          with --compare: sluice's convergence policy\n"
+		"                         (default: sluice run's default)\n"
 		"  --qemu PATH            QEMU binary (default qemu-system-x86_64)\n"
 		"  --guest PATH           guest image (default: the build's bench/guest.elf)\n"
 		"  --timeout DUR          give up on one migration after this (default 120s)\n"
@@ -308,16 +310,25 @@ out:
 /* Runs `sluice run --json` with the same scenario; fills the sluice figures. */
 static int run_sluice(const struct qemu_opts *o, json_object **out)
 {
-	char cmd[512], buf[1 << 16];
+	char cmd[1024], buf[1 << 16];
 	size_t len = 0;
 	FILE *p;
 	int status;
 
+	char exe[512];
+	ssize_t elen = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	/* Resolve our own path here: inside popen's shell /proc/self/exe is the shell. */
+	if (elen <= 0)
+		return -errno;
+	exe[elen] = '\0';
 	snprintf(cmd, sizeof(cmd),
-		 "/proc/self/exe run --json --workload kvm --mem %lluM --wss %lluM --pattern %s "
-		 "--bandwidth %llu --downtime-limit %llums",
-		 (unsigned long long)(o->mem >> 20), (unsigned long long)(o->wss >> 20), o->pattern,
-		 (unsigned long long)o->bandwidth, (unsigned long long)(o->downtime_ns / 1000000));
+		 "'%s' run --json --workload kvm --mem %lluM --wss %lluM --pattern %s "
+		 "--bandwidth %llu --downtime-limit %llums%s%s",
+		 exe, (unsigned long long)(o->mem >> 20), (unsigned long long)(o->wss >> 20),
+		 !strcmp(o->pattern, "seq") ? "sequential" : o->pattern,
+		 (unsigned long long)o->bandwidth, (unsigned long long)(o->downtime_ns / 1000000),
+		 o->policy ? " --policy " : "", o->policy ? o->policy : "");
 	p = popen(cmd, "r");
 	if (!p)
 		return -errno;
@@ -375,6 +386,7 @@ static int cmd_bench_qemu(int argc, char **argv)
 		{ "warmup", required_argument, NULL, 'W' },
 		{ "reps", required_argument, NULL, 'r' },
 		{ "compare", no_argument, NULL, 'c' },
+		{ "policy", required_argument, NULL, 'P' },
 		{ "qemu", required_argument, NULL, 'q' },
 		{ "guest", required_argument, NULL, 'g' },
 		{ "timeout", required_argument, NULL, 't' },
@@ -398,8 +410,11 @@ static int cmd_bench_qemu(int argc, char **argv)
 		case 'm': if (sl_cli_parse_size(optarg, &o.mem)) return sl_cli_usage_error(argv[0], "bad --mem '%s'", optarg); break;
 		case 'w': if (sl_cli_parse_size(optarg, &o.wss)) return sl_cli_usage_error(argv[0], "bad --wss '%s'", optarg); break;
 		case 'p':
+			/* The guest's command line says "seq"; sluice run says "sequential". */
+			if (!strcmp(optarg, "sequential"))
+				optarg = "seq";
 			if (strcmp(optarg, "seq") && strcmp(optarg, "random") && strcmp(optarg, "stride"))
-				return sl_cli_usage_error(argv[0], "bad --pattern '%s' (seq, random, stride)", optarg);
+				return sl_cli_usage_error(argv[0], "bad --pattern '%s' (sequential, random, stride)", optarg);
 			o.pattern = optarg;
 			break;
 		case 'b': if (sl_cli_parse_rate(optarg, &o.bandwidth)) return sl_cli_usage_error(argv[0], "bad --bandwidth '%s'", optarg); break;
@@ -407,6 +422,11 @@ static int cmd_bench_qemu(int argc, char **argv)
 		case 'W': if (sl_cli_parse_duration(optarg, &o.warmup_ns)) return sl_cli_usage_error(argv[0], "bad --warmup '%s'", optarg); break;
 		case 'r': if (sl_cli_parse_uint(optarg, 1, 100, &v)) return sl_cli_usage_error(argv[0], "bad --reps '%s' (1..100)", optarg); o.reps = (unsigned)v; break;
 		case 'c': o.compare = true; break;
+		case 'P':
+			if (strcmp(optarg, "threshold") && strcmp(optarg, "predictive") && strcmp(optarg, "ramp"))
+				return sl_cli_usage_error(argv[0], "bad --policy '%s' (threshold, predictive, ramp)", optarg);
+			o.policy = optarg;
+			break;
 		case 'q': o.qemu = optarg; break;
 		case 'g': o.guest = optarg; break;
 		case 't': if (sl_cli_parse_duration(optarg, &o.timeout_ns)) return sl_cli_usage_error(argv[0], "bad --timeout '%s'", optarg); break;

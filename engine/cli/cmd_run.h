@@ -125,6 +125,9 @@ bool wl_source_running(struct wl_source *w, uint64_t wait_ns);
 uint64_t wl_source_mem_bytes(const struct wl_source *w);
 /* State hashes of its simulated devices (0 for devices without one). */
 unsigned wl_source_device_hashes(struct wl_source *w, uint64_t *out, unsigned max);
+/* Bytes each device sent in PRE_COPY and in STOP_COPY; returns the count. */
+unsigned wl_source_device_bytes(struct wl_source *w, uint64_t *precopy, uint64_t *stopcopy,
+				unsigned max);
 
 struct wl_dest_result {
 	bool applicable;        /* the workload runs on the destination (kvm) */
@@ -155,6 +158,8 @@ struct run_result {
 	uint64_t source_hash;
 	unsigned ndevices;
 	uint64_t dev_hash[RUN_MAX_DEVICES]; /* source devices' state at stop */
+	uint64_t dev_precopy[RUN_MAX_DEVICES];  /* bytes read in PRE_COPY */
+	uint64_t dev_stopcopy[RUN_MAX_DEVICES]; /* bytes read in STOP_COPY */
 	unsigned throttle_calls;        /* the policy asked to throttle the guest */
 	unsigned throttle_pct;          /* the last percentage asked */
 	bool source_running_after_failure;

@@ -83,6 +83,20 @@ void run_verdict(const struct run_opts *o, const struct run_result *res,
 	v->exit_code = v->verified ? SL_EXIT_OK : SL_EXIT_VERIFY;
 }
 
+/* One device's verdict: migrated, and (simulated devices) the same state
+ * hash on both ends; a real device's driver validated the stream when it
+ * left RESUMING, which the migration's success already implies. */
+static bool device_verified(const struct run_result *res, const struct run_dest_view *dv,
+			    const struct run_verdict *v, unsigned i)
+{
+	if (!v->migrated)
+		return false;
+	if (!res->dev_hash[i])
+		return true;
+	return dv && dv->known && i < dv->ndevices && dv->dev_hash[i] == res->dev_hash[i];
+}
+
+
 void run_print_report(FILE *f, const struct run_opts *o, const struct run_result *res,
 		      const struct run_dest_view *dv, const struct run_verdict *v)
 {
@@ -118,9 +132,35 @@ void run_print_report(FILE *f, const struct run_opts *o, const struct run_result
 	if (v->devices_checked)
 		fprintf(f, "  device state   %u device%s: %s\n", res->ndevices, res->ndevices == 1 ? "" : "s",
 			v->devices_ok ? "state hashes equal" : "state hashes DIFFERENT");
+	for (unsigned i = 0; i < res->ndevices && i < o->ndevices; i++)
+		fprintf(f, "  device %-6u  %s: precopy %.1f MiB, stop-copy %.1f MiB, %s\n", i, o->devices[i],
+			(double)res->dev_precopy[i] / 1048576.0, (double)res->dev_stopcopy[i] / 1048576.0,
+			device_verified(res, dv, v, i) ? "verified" : "NOT verified");
 	if (dv && dv->why[0])
 		fprintf(f, "  problem        %s\n", dv->why);
 	fprintf(f, "\nresult: %s\n", v->verified ? "migrated and verified" : "migrated, verification FAILED");
+}
+
+static struct json_object *devices_json(const struct run_opts *o, const struct run_result *res,
+					const struct run_dest_view *dv, const struct run_verdict *v)
+{
+	struct json_object *arr = json_object_new_array();
+
+	for (unsigned i = 0; i < o->ndevices; i++) {
+		struct json_object *d = json_object_new_object();
+		bool known = i < res->ndevices;
+
+		json_object_object_add(d, "id", json_object_new_int((int)i));
+		json_object_object_add(d, "spec", json_object_new_string(o->devices[i]));
+		json_object_object_add(d, "bytes_precopy",
+				       json_object_new_int64(known ? (int64_t)res->dev_precopy[i] : 0));
+		json_object_object_add(d, "bytes_stopcopy",
+				       json_object_new_int64(known ? (int64_t)res->dev_stopcopy[i] : 0));
+		json_object_object_add(d, "verified",
+				       json_object_new_boolean(o->verify && known && device_verified(res, dv, v, i)));
+		json_object_array_add(arr, d);
+	}
+	return arr;
 }
 
 struct json_object *run_json(const struct run_opts *o, const struct run_result *res,
@@ -166,7 +206,7 @@ struct json_object *run_json(const struct run_opts *o, const struct run_result *
 	json_object_object_add(ver, "pages_ok", json_object_new_boolean(v->pages_ok));
 	json_object_object_add(ver, "devices_checked", json_object_new_boolean(v->devices_checked));
 	json_object_object_add(ver, "devices_ok", json_object_new_boolean(v->devices_ok));
-	json_object_object_add(j, "devices", json_object_new_int((int)o->ndevices));
+	json_object_object_add(j, "devices", devices_json(o, res, dv, v));
 	json_object_object_add(ver, "dest_hash_ms", json_object_new_double((double)res->dest.hash_ns / 1e6));
 	json_object_object_add(ver, "why", json_object_new_string(dv && dv->why[0] ? dv->why : ""));
 	json_object_object_add(j, "verification", ver);

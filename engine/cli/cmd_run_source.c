@@ -123,6 +123,7 @@ int run_source(const struct run_opts *o, struct wl_source *w, const char *url,
 		goto out;
 	}
 	sl_session_dest_report(s, &res->dest);
+	res->ndevices = wl_source_device_bytes(w, res->dev_precopy, res->dev_stopcopy, RUN_MAX_DEVICES);
 	/* The VM stays stopped here after a successful migration, so its
 	 * memory is exactly what the destination received. */
 	if (o->verify) {

@@ -390,6 +390,21 @@ unsigned wl_source_device_hashes(struct wl_source *w, uint64_t *out, unsigned ma
 	return n;
 }
 
+unsigned wl_source_device_bytes(struct wl_source *w, uint64_t *precopy, uint64_t *stopcopy,
+				unsigned max)
+{
+	unsigned n = w->devs ? SL_MIN(sl_devset_count(w->devs), max) : 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct sl_devset_dev_stats st = { 0 };
+
+		sl_devset_stats(w->devs, i, &st);
+		precopy[i] = st.precopy_bytes;
+		stopcopy[i] = st.stopcopy_bytes;
+	}
+	return n;
+}
+
 /* ---- VM operations ------------------------------------------------------- */
 
 static int src_stop(void *ctx)

@@ -69,7 +69,16 @@ static void test_devices(void **state)
 	assert_int_equal(e2e_exec(args, 55, r), 0);
 	assert_int_equal(r->exit_code, 0);
 	assert_true(e2e_bool(r, "verified"));
-	assert_int_equal(e2e_int(r, "devices"), 2);
+	assert_int_equal((int64_t)e2e_array_len(r, "devices"), 2);
+	/* Device 0 has 4 MiB of PRE_COPY data; device 1 has no PRE_COPY. */
+	assert_true(e2e_int(r, "devices.0.bytes_precopy") >= 4ll << 20);
+	assert_true(e2e_int(r, "devices.0.bytes_stopcopy") > 0);
+	assert_int_equal(e2e_int(r, "devices.1.bytes_precopy"), 0);
+	/* 1 MiB of state plus the simulated device's stream framing (< 4 KiB). */
+	assert_true(e2e_int(r, "devices.1.bytes_stopcopy") >= 1ll << 20);
+	assert_true(e2e_int(r, "devices.1.bytes_stopcopy") < (1ll << 20) + 4096);
+	assert_true(e2e_bool(r, "devices.0.verified"));
+	assert_true(e2e_bool(r, "devices.1.verified"));
 	assert_true(e2e_bool(r, "verification.devices_checked"));
 	assert_true(e2e_bool(r, "verification.devices_ok"));
 	assert_true(e2e_int(r, "device_bytes") >= 9ll << 20);
