@@ -45,13 +45,17 @@ static void *watchdog_main(void *arg)
 		pthread_cond_timedwait(&s->wd_cond, &s->wd_lock, &ts);
 		if (s->wd_stop)
 			break;
-		now = sl_now_ns();
+		/* Read busy_since BEFORE the clock: the session thread may enter a
+		 * transport call at any moment, and a busy_since later than `now`
+		 * would make the unsigned difference below wrap to "silent for
+		 * centuries" and cancel a healthy transfer. */
+		busy = atomic_load(&s->wd_busy_since);
 		mark = progress_mark(s);
+		now = sl_now_ns();
 		if (mark != last_mark) {
 			last_mark = mark;
 			last_change = now;
 		}
-		busy = atomic_load(&s->wd_busy_since);
 		if (!busy || atomic_load(&s->wd_fired))
 			continue;
 		if (now - SL_MAX(busy, last_change) > s->cfg.peer_timeout_ns) {

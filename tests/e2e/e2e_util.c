@@ -45,6 +45,7 @@ int e2e_exec(const char *const *args, int timeout_s, struct e2e_run *r)
 	uint64_t deadline = now_ms() + (uint64_t)timeout_s * 1000;
 	pid_t pid;
 
+	e2e_run_release(r); /* a previous test may have failed before releasing */
 	memset(r, 0, sizeof(*r));
 	argv[n++] = "sluice";
 	for (; args[n - 1] && n < 63; n++)
@@ -110,6 +111,13 @@ void e2e_run_release(struct e2e_run *r)
 	if (r->json)
 		json_object_put(r->json);
 	r->json = NULL;
+}
+
+int e2e_group_teardown(void **state)
+{
+	if (state && *state)
+		e2e_run_release(*state);
+	return 0;
 }
 
 static struct json_object *walk(const struct e2e_run *r, const char *path)

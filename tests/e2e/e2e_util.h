@@ -26,6 +26,9 @@ const char *e2e_sluice(void);
  * killing it after timeout_s. Returns 0 or -errno (could not run). */
 int e2e_exec(const char *const *args, int timeout_s, struct e2e_run *r);
 void e2e_run_release(struct e2e_run *r);
+/* cmocka group teardown: releases the struct e2e_run in *state, so a test
+ * that failed before its own release leaks nothing. */
+int e2e_group_teardown(void **state);
 
 /* JSON accessors on r->json (path "a.b.0.c" walks objects and arrays). */
 bool e2e_bool(const struct e2e_run *r, const char *path);

@@ -145,5 +145,5 @@ int main(void)
 		fprintf(stderr, "skipped: userfaultfd WP_ASYNC + PAGEMAP_SCAN unavailable on this kernel\n");
 		return 77;
 	}
-	return cmocka_run_group_tests(tests, setup, NULL);
+	return cmocka_run_group_tests(tests, setup, e2e_group_teardown);
 }

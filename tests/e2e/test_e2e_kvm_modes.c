@@ -66,5 +66,5 @@ int main(void)
 		fprintf(stderr, "skipped: /dev/kvm is not usable here\n");
 		return 77;
 	}
-	return cmocka_run_group_tests(tests, setup, NULL);
+	return cmocka_run_group_tests(tests, setup, e2e_group_teardown);
 }

@@ -72,5 +72,5 @@ int main(void)
 		fprintf(stderr, "skipped: neither /dev/kvm nor userfaultfd WP here\n");
 		return 77;
 	}
-	return cmocka_run_group_tests(tests, setup, NULL);
+	return cmocka_run_group_tests(tests, setup, e2e_group_teardown);
 }
