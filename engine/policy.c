@@ -284,6 +284,14 @@ static void give_advice(const struct sl_policy *p, const struct sl_policy_input 
 	if (d->bandwidth_bps) {
 		uint64_t t = sl_policy_transfer_ns(minp, d->bandwidth_bps);
 
+		/* The smallest set of the window would have fit the limit in
+		 * force (the dirty set dipped, then grew again): advising a
+		 * lower limit would be nonsense, so advise from what is
+		 * pending now, which is what has to fit. */
+		if (t <= d->allowed_downtime_ns && d->pending_bytes > minp) {
+			minp = d->pending_bytes;
+			t = sl_policy_transfer_ns(minp, d->bandwidth_bps);
+		}
 		d->advice_downtime_ns = t >= UINT64_MAX - NS_PER_MS ? UINT64_MAX
 				      : SL_DIV_ROUND_UP(t, NS_PER_MS) * NS_PER_MS;
 	}

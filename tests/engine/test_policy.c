@@ -362,6 +362,38 @@ static void test_bounds(void **state)
 	sl_policy_free(&p);
 }
 
+/* The dirty set dipped below what the limit allows while a device still
+ * owed its initial data, then grew: the advice must come from what is
+ * pending now (500 MB: 500 ms at 1 GB/s), never a limit below the one in
+ * force. */
+static void test_advice_never_below_limit(void **state)
+{
+	struct sl_policy_config c = { .kind = SL_POLICY_THRESHOLD,
+				      .downtime_limit_ns = 300 * MS,
+				      .stall_disabled = true,
+				      .max_iterations = 3 };
+	struct sl_policy *p = mkpol(&c);
+	struct sl_policy_decision d;
+	struct hist h = { .n = 0 };
+	struct sl_policy_input in;
+	const uint64_t dirty[] = { 1000 * MB, 100 * MB, 500 * MB };
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		push(&h, dirty[i], GBPS);
+		in = input(&h, dirty[i]);
+		in.device_initial_bytes = i < 2; /* waiting for a device at the dip */
+		decide(p, &in, &d);
+	}
+	assert_int_equal(d.action, SL_DECIDE_FAIL);
+	assert_int_equal(d.reason, SL_REASON_MAX_ITERATIONS);
+	assert_int_equal(d.advice_downtime_ns, 500 * MS);
+	assert_true(d.advice_downtime_ns > c.downtime_limit_ns);
+	assert_int_equal(d.advice_bandwidth_bps, 5000 * MB / 3 + 1);
+	assert_non_null(strstr(d.advice, "downtime limit of 500 ms (now 300.0 ms)"));
+	sl_policy_free(&p);
+}
+
 /* ---- predictive ---------------------------------------------------------- */
 
 static void set_last(struct hist *h, uint64_t sync_ns, uint64_t scan_ns, uint64_t rate)
@@ -798,6 +830,7 @@ int main(void)
 		cmocka_unit_test(test_threshold_bandwidth_fallback),
 		cmocka_unit_test(test_threshold_devices),
 		cmocka_unit_test(test_stall_fail_with_advice),
+		cmocka_unit_test(test_advice_never_below_limit),
 		cmocka_unit_test(test_stall_shrinking_is_not_stall),
 		cmocka_unit_test(test_stall_continue),
 		cmocka_unit_test(test_stall_throttle_steps),
