@@ -235,7 +235,8 @@ SL_EXPORT int sl_session_switchover(struct sl_session *s)
 		s->stats.breakdown.resume_ns = after > s->stats.breakdown.dest_load_ns
 			? after - s->stats.breakdown.dest_load_ns : 0;
 	}
-	s->stats.total_ns = t_resumed - s->t_setup_start;
+	/* Total time excludes the same verification hash (what e2e dropped). */
+	s->stats.total_ns = t_resumed - s->t_setup_start - ((t_resumed - t_stop) - s->stats.e2e_downtime_ns);
 	s->stats.remaining_bytes = 0;
 	s->stats.throughput_bps = s->stats.total_ns
 		? (uint64_t)((double)(b.page_bytes + b.device_bytes) * 1e9 / (double)s->stats.total_ns) : 0;
