@@ -565,6 +565,46 @@ static void test_silent_sender(void **state)
 }
 
 /* The receiver dies mid-transfer: the sender's error names the channel. */
+/* A receiver that goes away between iterations (clean close, nothing in
+ * flight) is noticed by the non-blocking ACK poll, not by a hang later. */
+static void test_receiver_gone_seen_by_ack_poll(void **state)
+{
+	struct sl_url u;
+	struct sl_errbuf eb;
+	struct sl_ack ack;
+	char url[128];
+	int lfd;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(sl_url_parse("tcp:127.0.0.1:0", &u, &eb), 0);
+	lfd = sl_url_listen(&u, 4, &eb);
+	snprintf(url, sizeof(url), "tcp:127.0.0.1:%d", sl_url_bound_port(lfd));
+	pid = fork();
+	if (pid == 0) {
+		struct sl_wire_hello h;
+		int fd = accept(lfd, NULL, NULL);
+
+		if (fd < 0 || sl_hs_server_begin(fd, test_psk, sizeof(test_psk), 4096, &h, &eb) ||
+		    sl_hs_server_verdict(fd, 0, ""))
+			_exit(1);
+		close(fd);
+		_exit(0);
+	}
+	close(lfd);
+	struct sl_sender_config cfg = {
+		.size = sizeof(cfg), .url = url, .nchannels = 1, .psk = test_psk,
+		.psk_len = sizeof(test_psk), .zc = SL_ZC_OFF, .timeout_ms = 5000,
+	};
+	struct sl_sender *s = NULL;
+
+	assert_int_equal(sl_sender_new(&cfg, &s, &eb), 0);
+	expect_child_ok(pid); /* the receiver has closed its end */
+	assert_int_equal(sl_sender_next_ack(s, 2000, &ack), -ECONNRESET);
+	assert_non_null(strstr(sl_sender_last_error(s), "receiver closed the connection"));
+	sl_sender_free(&s);
+}
+
 static void test_receiver_killed(void **state)
 {
 	struct sl_url u;
@@ -823,6 +863,7 @@ int main(void)
 		cmocka_unit_test(test_stalled_uring),
 		cmocka_unit_test(test_silent_sender),
 		cmocka_unit_test(test_receiver_killed),
+		cmocka_unit_test(test_receiver_gone_seen_by_ack_poll),
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_bandwidth_limit),
 		cmocka_unit_test(test_cancel),
