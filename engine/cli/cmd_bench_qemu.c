@@ -248,6 +248,7 @@ static int run_qemu_once(const struct qemu_opts *o, const char *dir, struct qemu
 		goto out;
 
 	uint64_t deadline = sl_now_ns() + o->timeout_ns;
+	unsigned completed_polls = 0;
 
 	for (;;) {
 		json_object *st = NULL, *v;
@@ -258,6 +259,13 @@ static int run_qemu_once(const struct qemu_opts *o, const char *dir, struct qemu
 		if (ret)
 			goto out;
 		status = json_object_object_get_ex(st, "status", &v) ? json_object_get_string(v) : "";
+		/* QEMU 7.2 can report "completed" a moment before it fills in
+		 * total-time and downtime: ask again until they are there. */
+		if (!strcmp(status, "completed") && get_num(st, "total-time") <= 0 &&
+		    completed_polls++ < 50) {
+			json_object_put(st);
+			continue;
+		}
 		if (!strcmp(status, "completed")) {
 			json_object *ram;
 

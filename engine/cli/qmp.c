@@ -87,7 +87,9 @@ int qmp_exec(struct qmp *q, const char *cmd, json_object *args, json_object **re
 	if (args)
 		json_object_object_add(req, "arguments", args);
 	s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
-	if (write(q->fd, s, strlen(s)) < 0 || write(q->fd, "\n", 1) < 0) {
+	/* MSG_NOSIGNAL: QEMU may already be gone (after "quit"); that is an
+	 * error to return, not a SIGPIPE that kills the benchmark. */
+	if (send(q->fd, s, strlen(s), MSG_NOSIGNAL) < 0 || send(q->fd, "\n", 1, MSG_NOSIGNAL) < 0) {
 		json_object_put(req);
 		return -errno;
 	}
