@@ -135,6 +135,11 @@ SL_EXPORT int sl_session_switchover(struct sl_session *s)
 	sl_sender_get_stats(s->sender, &a);
 
 	t_stop = sl_now_ns();
+	/* The bandwidth limit bounds the live phase's use of the link; with
+	 * the VM stopped every millisecond is downtime, so the rest goes as
+	 * fast as the link allows (QEMU lifts max-bandwidth here too). */
+	if (s->cfg.bandwidth_bps)
+		sl_sender_set_bandwidth(s->sender, 0);
 	ret = s->ops.stop(s->vmm);
 	s->vm_stopped = true; /* resume even after a partial stop */
 	if (ret < 0)

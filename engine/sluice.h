@@ -48,7 +48,8 @@ struct sl_session_config {
 	size_t size;                  /* sizeof(struct sl_session_config) */
 	unsigned channels;            /* TCP connections, 1..64; 0 → 2 */
 	uint64_t downtime_limit_ns;   /* 0 → 300 ms */
-	uint64_t bandwidth_bps;       /* shared cap in bytes/s; 0 = unlimited */
+	uint64_t bandwidth_bps;       /* shared cap in bytes/s while the VM runs (lifted when it
+				       * stops, as QEMU does); 0 = unlimited */
 	/* Convergence policy; NULL → threshold with the limit above. A
 	 * policy config's downtime_limit_ns / bandwidth_bps of 0 inherit
 	 * the session's values. */

@@ -813,6 +813,14 @@ static int read_back_packet(struct sl_sender *s, int timeout_ms, const char *wha
 	return 0;
 }
 
+int sl_sender_set_bandwidth(struct sl_sender *s, uint64_t bandwidth_bps)
+{
+	if (!s)
+		return -EINVAL;
+	sl_bucket_set_rate(&s->bucket, bandwidth_bps);
+	return 0;
+}
+
 int sl_sender_next_ack(struct sl_sender *s, int timeout_ms, struct sl_ack *ack)
 {
 	char text[SL_PKT_MAX_TEXT_PAYLOAD + 1];

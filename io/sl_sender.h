@@ -155,6 +155,14 @@ int sl_sender_complete(struct sl_sender *s);
  */
 int sl_sender_wait_resumed(struct sl_sender *s, int timeout_ms, struct sl_resumed_info *info);
 
+/*
+ * Changes the shared bandwidth limit from now on (bytes/s, 0 = unlimited).
+ * The engine lifts the limit when the VM stops, as QEMU does: max-bandwidth
+ * bounds the live phase's impact on the link; the stopped VM's last pages
+ * go as fast as the link allows. Any thread; returns 0 or -EINVAL.
+ */
+int sl_sender_set_bandwidth(struct sl_sender *s, uint64_t bandwidth_bps);
+
 /* An acknowledgement the receiver sent during the session (wire ACK). */
 struct sl_ack {
 	uint32_t kind;  /* SL_ACK_DEVICE_INIT_LOADED */

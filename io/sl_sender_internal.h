@@ -101,10 +101,11 @@ struct sl_channel {
 
 struct sl_bucket {
 	pthread_mutex_t lock;
-	uint64_t rate;   /* bytes/s, 0 = unlimited */
+	uint64_t rate;   /* bytes/s, 0 = unlimited; __atomic (read without the lock) */
 	double tokens;   /* may go negative: debt paid by sleeping */
 	double burst;
 	uint64_t last_ns;
+	unsigned epoch;  /* bumped by set_rate, wakes sleepers; __atomic */
 };
 
 struct sl_sender {
@@ -162,6 +163,9 @@ int sl_uring_probe(void);
 void sl_bucket_init(struct sl_bucket *b, uint64_t rate);
 /* Blocks until bytes may be sent; returns the ns slept. */
 uint64_t sl_bucket_take(struct sl_bucket *b, uint64_t bytes, const int *cancelled);
+/* Changes the rate from now on (0 = unlimited); debts are forgiven and
+ * takers asleep on the old rate wake up. Any thread. */
+void sl_bucket_set_rate(struct sl_bucket *b, uint64_t rate);
 void sl_bucket_destroy(struct sl_bucket *b);
 
 /* A worker is done with an item it was sending. */
