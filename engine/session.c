@@ -221,8 +221,45 @@ SL_EXPORT int sl_session_set_vm_ops(struct sl_session *s, const struct sl_vm_ops
 	return 0;
 }
 
+/*
+ * Channel workers go to cores of the NUMA nodes that hold the RAM they send
+ * (the placement plan spreads channels over nodes by region bytes; every
+ * channel carries granules of every region). Fills cpus[] and returns it, or
+ * NULL (unpinned) when the topology cannot be read. Planned apart from the
+ * scanners: scanning and sending are different phases of an iteration.
+ */
+static const cpu_set_t *plan_channels(struct sl_session *s, cpu_set_t *cpus)
+{
+	struct sl_region_node *rn = calloc(s->nregions ? s->nregions : 1, sizeof(*rn));
+	struct sl_placement plan = { 0 };
+	struct sl_errbuf eb = { { 0 } };
+	uint32_t n = 0;
+	int ret;
+
+	if (!rn)
+		return NULL;
+	for (size_t i = 0; i < s->nregions; i++) {
+		rn[i].node = sl_numa_node_of(s->regions[i].host, s->regions[i].length);
+		rn[i].bytes = s->regions[i].length;
+	}
+	ret = sl_placement_plan_host(rn, s->nregions, 0, s->cfg.channels, &plan, &eb);
+	free(rn);
+	if (ret < 0) {
+		sl_session_log(s, SL_LOG_INFO, "channel workers unpinned: %s", eb.msg);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < plan.n_workers; i++)
+		if (plan.workers[i].role == SL_WORKER_CHANNEL && plan.workers[i].index < s->cfg.channels) {
+			cpus[plan.workers[i].index] = plan.workers[i].cpus;
+			n++;
+		}
+	sl_placement_release(&plan);
+	return n == s->cfg.channels ? cpus : NULL;
+}
+
 SL_EXPORT int sl_session_connect(struct sl_session *s, const char *url)
 {
+	cpu_set_t chan_cpus[SL_SENDER_MAX_CHANNELS];
 	struct sl_sender_config sc;
 	struct sl_sender_stats st;
 	struct sl_errbuf eb = { { 0 } };
@@ -254,6 +291,7 @@ SL_EXPORT int sl_session_connect(struct sl_session *s, const char *url)
 	sc.timeout_ms = (int)SL_MIN(s->cfg.peer_timeout_ns / 1000000ull, (uint64_t)INT32_MAX);
 	sc.log = s->cfg.log;
 	sc.log_ctx = s->cfg.log_ctx;
+	sc.channel_cpus = plan_channels(s, chan_cpus);
 	ret = sl_sender_new(&sc, &s->sender, &eb);
 	if (ret < 0)
 		return sl_err(&s->err, ret, "connect %s: %s", url, eb.msg);

@@ -367,6 +367,15 @@ int sl_sender_new(const struct sl_sender_config *cfg, struct sl_sender **out,
 			goto fail;
 		}
 		s->ch[i].thread_started = true;
+		if (cfg->channel_cpus) {
+			int err = pthread_setaffinity_np(s->ch[i].thread, sizeof(cpu_set_t),
+							 &cfg->channel_cpus[i]);
+
+			if (err)
+				sl_io_log(s->log, s->log_ctx, SL_LOG_WARNING,
+					  "channel %u: pinning refused (%s); running unpinned", i,
+					  strerror(err));
+		}
 	}
 	sl_io_log(s->log, s->log_ctx, SL_LOG_INFO, "sender: %u channel(s) to %s, mode %s", s->nch,
 		  url.text, sl_sender_mode_name(s->mode));

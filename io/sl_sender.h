@@ -36,6 +36,7 @@
 #define SL_SENDER_H
 
 #include <stddef.h>
+#include <sched.h>
 #include <stdint.h>
 
 #include "sl_bitmap.h" /* struct sl_range */
@@ -59,6 +60,10 @@ struct sl_sender_config {
 	int timeout_ms;           /* connect/handshake/peer-silence limit; <= 0 = 30000 */
 	sl_log_fn log;            /* optional */
 	void *log_ctx;
+	/* Optional: nchannels CPU sets, channel i's worker is pinned to
+	 * channel_cpus[i] (the engine's NUMA placement). NULL = unpinned. A set
+	 * the kernel refuses is logged and the worker runs unpinned. */
+	const cpu_set_t *channel_cpus;
 };
 
 struct sl_sender;

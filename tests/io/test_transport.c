@@ -14,7 +14,9 @@
  * 256 MiB per case: 1 GiB did not stay under 20 s per test on this shared
  * 2-core box (68 s for the 9 cases in the normal build).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -720,6 +722,68 @@ struct canceller {
 	struct sl_receiver *r;
 };
 
+/* Threads of this process whose affinity is exactly {cpu}. */
+static int threads_pinned_to(int cpu)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		cpu_set_t set;
+		pid_t tid = (pid_t)atoi(e->d_name);
+
+		if (tid <= 0 || sched_getaffinity(tid, sizeof(set), &set))
+			continue;
+		if (CPU_COUNT(&set) == 1 && CPU_ISSET(cpu, &set))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* channel_cpus pins each channel's worker (the engine's NUMA placement). */
+static void test_channel_pinning(void **state)
+{
+	size_t len = 1 << 20;
+	char url[128];
+	cpu_set_t cpus[2];
+	struct sl_sender_config cfg = {
+		.size = sizeof(cfg), .url = url, .nchannels = 2, .psk = test_psk,
+		.psk_len = sizeof(test_psk), .zc = SL_ZC_OFF, .timeout_ms = 5000,
+		.channel_cpus = cpus,
+	};
+	struct sl_sender *s = NULL;
+	struct sl_errbuf eb;
+	pid_t pid;
+
+	(void)state;
+	{
+		cpu_set_t mine;
+
+		/* With one CPU every thread is "pinned" to it: nothing to see. */
+		if (sched_getaffinity(0, sizeof(mine), &mine) || CPU_COUNT(&mine) < 2 ||
+		    !CPU_ISSET(0, &mine)) {
+			skip();
+			return;
+		}
+	}
+	CPU_ZERO(&cpus[0]);
+	CPU_ZERO(&cpus[1]);
+	CPU_SET(0, &cpus[0]);
+	CPU_SET(0, &cpus[1]);
+	pid = spawn_receiver("tcp:127.0.0.1:0", len, url, sizeof(url), test_psk, sizeof(test_psk),
+			     -ECONNRESET);
+	assert_int_equal(threads_pinned_to(0), 0);
+	assert_int_equal(sl_sender_new(&cfg, &s, &eb), 0);
+	assert_int_equal(threads_pinned_to(0), 2);
+	sl_sender_cancel(s);
+	sl_sender_free(&s);
+	assert_int_equal(threads_pinned_to(0), 0);
+	expect_child_ok(pid);
+}
+
 static void *cancel_later(void *arg)
 {
 	struct canceller *c = arg;
@@ -878,6 +942,7 @@ int main(void)
 		cmocka_unit_test(test_receiver_gone_seen_by_ack_poll),
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_bandwidth_limit),
+		cmocka_unit_test(test_channel_pinning),
 		cmocka_unit_test(test_cancel),
 #endif
 	};
