@@ -50,6 +50,11 @@ int sl_err(struct sl_errbuf *eb, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int sl_verr(struct sl_errbuf *eb, int err, const char *fmt, va_list ap);
 
+/* Parses a byte count with an optional binary unit: "4096", "64K", "1.5G",
+ * "512MiB", "2T"; with allow_rate also a trailing "/s" ("20M/s"). Returns 0
+ * or -EINVAL (malformed, negative, or overflowing 64 bits). */
+int sl_parse_scaled(const char *s, int allow_rate, uint64_t *out);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t sl_now_ns(void);
 

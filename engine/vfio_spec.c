@@ -16,33 +16,10 @@
 
 #include "sl_vfio.h"
 
+/* Sizes and rates in specs: "256M", "20M/s" (the shared parser). */
 static int parse_size(const char *s, uint64_t *out)
 {
-	char *end;
-	unsigned long long v;
-	uint64_t mul = 1;
-
-	if (!s || !*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (toupper((unsigned char)*end)) {
-	case 'K': mul = 1ull << 10; end++; break;
-	case 'M': mul = 1ull << 20; end++; break;
-	case 'G': mul = 1ull << 30; end++; break;
-	case 'T': mul = 1ull << 40; end++; break;
-	default: break;
-	}
-	if (mul > 1 && (!strcasecmp(end, "iB") || !strcasecmp(end, "B")))
-		end += strlen(end);
-	if (!strcmp(end, "/s"))
-		end += 2;
-	if (*end || (v && mul > UINT64_MAX / v))
-		return -EINVAL;
-	*out = v * mul;
-	return 0;
+	return sl_parse_scaled(s, 1, out);
 }
 
 static int parse_caps(const char *s, uint32_t *caps)

@@ -10,49 +10,9 @@
 #include "cli.h"
 #include "sl_common.h"
 
-static int parse_scaled(const char *s, uint64_t *out, int allow_rate)
-{
-	char *end;
-	unsigned long long v;
-	double frac = 0;
-	uint64_t mul = 1;
-
-	if (!s || !*s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	if (*end == '.') {
-		char *fend;
-
-		frac = strtod(end, &fend);
-		end = fend;
-	}
-	switch (toupper((unsigned char)*end)) {
-	case 'K': mul = 1ull << 10; end++; break;
-	case 'M': mul = 1ull << 20; end++; break;
-	case 'G': mul = 1ull << 30; end++; break;
-	case 'T': mul = 1ull << 40; end++; break;
-	default: break;
-	}
-	if (mul > 1 && (*end == 'i' || *end == 'I'))
-		end++;
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (allow_rate && !strcmp(end, "/s"))
-		end += 2;
-	if (*end)
-		return -EINVAL;
-	if (v > UINT64_MAX / mul)
-		return -EINVAL;
-	*out = v * mul + (uint64_t)(frac * (double)mul);
-	return 0;
-}
-
 int sl_cli_parse_size(const char *s, uint64_t *out)
 {
-	return parse_scaled(s, out, 0);
+	return sl_parse_scaled(s, 0, out);
 }
 
 int sl_cli_parse_rate(const char *s, uint64_t *out)
@@ -61,7 +21,7 @@ int sl_cli_parse_rate(const char *s, uint64_t *out)
 		*out = 0;
 		return 0;
 	}
-	return parse_scaled(s, out, 1);
+	return sl_parse_scaled(s, 1, out);
 }
 
 int sl_cli_parse_duration(const char *s, uint64_t *out_ns)
