@@ -195,7 +195,9 @@ static int receive_main(int argc, char **argv)
 		if (chk.why[0])
 			printf("  %s\n", chk.why);
 	}
-	if (ret < 0)
+	/* Quiet (as `sluice run` starts it): the reason is in --json's "error"
+	 * and the source reports the failure in one line of its own. */
+	if (ret < 0 && !o.quiet)
 		fprintf(stderr, "sluice receive: migration failed: %s (partial VM discarded)\n",
 			sl_dest_last_error(d));
 out:

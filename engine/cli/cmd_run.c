@@ -135,6 +135,7 @@ static int spawn_dest(const struct run_opts *o, const char *keyfile, const char 
 	push(argv, &n, timeout);
 	push(argv, &n, o->verify ? "--verify" : "--no-verify");
 	push(argv, &n, "--json");
+	push(argv, &n, "--quiet"); /* its failure reaches us in its JSON, not as a second line */
 	for (unsigned i = 0; i < o->ndevices; i++) {
 		push(argv, &n, "--device");
 		push(argv, &n, o->devices[i]);
