@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PKGS=(meson ninja-build pkg-config gcc g++ clang
+PKGS=(build-essential meson ninja-build pkg-config gcc g++ clang
       liburing-dev libhwloc-dev hwloc libnuma-dev libcmocka-dev libbenchmark-dev
       libxxhash-dev libzstd-dev libssl-dev libjson-c-dev
       gnuplot-nox iproute2 binutils)
