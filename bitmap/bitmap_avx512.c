@@ -111,18 +111,3 @@ static inline size_t block_decode_avx512(const uint64_t *wp, uint64_t *carry, ui
 #define SL_K_ALL_EQ4(p, f) all_eq32(p, f)
 #define SL_K_BMI 1
 #include "bitmap_kernel.h"
-
-int64_t sl_bitmap_count_avx512(const uint64_t *words, uint64_t nwords)
-{
-	uint64_t a = 0, b = 0, c = 0, d = 0, i = 0;
-
-	for (; i + 4 <= nwords; i += 4) {
-		a += (uint64_t)_mm_popcnt_u64(words[i]);
-		b += (uint64_t)_mm_popcnt_u64(words[i + 1]);
-		c += (uint64_t)_mm_popcnt_u64(words[i + 2]);
-		d += (uint64_t)_mm_popcnt_u64(words[i + 3]);
-	}
-	for (; i < nwords; i++)
-		a += (uint64_t)_mm_popcnt_u64(words[i]);
-	return (int64_t)(a + b + c + d);
-}

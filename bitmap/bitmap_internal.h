@@ -52,7 +52,6 @@ uint64_t sl_bitmap_floor_or_avx2(const uint64_t *words, uint64_t nwords);
 size_t sl_bitmap_kernel_avx512(const uint64_t *words, uint64_t *wi, uint64_t wend,
 			       uint64_t *carry, uint64_t wbase, uint64_t *flat,
 			       size_t k, size_t kmax, size_t *fixed);
-int64_t sl_bitmap_count_avx512(const uint64_t *words, uint64_t nwords);
 #endif
 
 /* The table in use (picked on first call; see bitmap_dispatch.c). */

@@ -113,6 +113,14 @@ void e2e_run_release(struct e2e_run *r)
 	r->json = NULL;
 }
 
+int e2e_group_setup(void **state)
+{
+	static struct e2e_run group_run;
+
+	*state = &group_run;
+	return 0;
+}
+
 int e2e_group_teardown(void **state)
 {
 	if (state && *state)

@@ -26,6 +26,8 @@ const char *e2e_sluice(void);
  * killing it after timeout_s. Returns 0 or -errno (could not run). */
 int e2e_exec(const char *const *args, int timeout_s, struct e2e_run *r);
 void e2e_run_release(struct e2e_run *r);
+/* cmocka group setup: *state = one struct e2e_run shared by the group's tests. */
+int e2e_group_setup(void **state);
 /* cmocka group teardown: releases the struct e2e_run in *state, so a test
  * that failed before its own release leaks nothing. */
 int e2e_group_teardown(void **state);

@@ -169,14 +169,6 @@ static void test_send_to_receive(void **state)
 	e2e_run_release(r);
 }
 
-static struct e2e_run run;
-
-static int setup(void **state)
-{
-	*state = &run;
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -187,5 +179,5 @@ int main(void)
 	};
 
 	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests(tests, setup, e2e_group_teardown);
+	return cmocka_run_group_tests(tests, e2e_group_setup, e2e_group_teardown);
 }

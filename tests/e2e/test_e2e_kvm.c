@@ -60,14 +60,6 @@ static void test_kvm_readable_report(void **state)
 	e2e_run_release(r);
 }
 
-static struct e2e_run run;
-
-static int setup(void **state)
-{
-	*state = &run;
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -80,5 +72,5 @@ int main(void)
 		fprintf(stderr, "skipped: /dev/kvm is not usable here\n");
 		return 77;
 	}
-	return cmocka_run_group_tests(tests, setup, e2e_group_teardown);
+	return cmocka_run_group_tests(tests, e2e_group_setup, e2e_group_teardown);
 }

@@ -47,14 +47,6 @@ static void test_kvm_stall_throttle(void **state)
 	e2e_run_release(r);
 }
 
-static struct e2e_run run;
-
-static int setup(void **state)
-{
-	*state = &run;
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -66,5 +58,5 @@ int main(void)
 		fprintf(stderr, "skipped: /dev/kvm is not usable here\n");
 		return 77;
 	}
-	return cmocka_run_group_tests(tests, setup, e2e_group_teardown);
+	return cmocka_run_group_tests(tests, e2e_group_setup, e2e_group_teardown);
 }

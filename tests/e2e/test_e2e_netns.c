@@ -43,14 +43,6 @@ static void test_netns_link_rate(void **state)
 	assert_int_not_equal(system(cmd), 0);
 }
 
-static struct e2e_run run;
-
-static int setup(void **state)
-{
-	*state = &run;
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -72,5 +64,5 @@ int main(void)
 		fprintf(stderr, "skipped: neither /dev/kvm nor userfaultfd WP here\n");
 		return 77;
 	}
-	return cmocka_run_group_tests(tests, setup, e2e_group_teardown);
+	return cmocka_run_group_tests(tests, e2e_group_setup, e2e_group_teardown);
 }

@@ -55,14 +55,6 @@ static void test_proc_four_channels_two_threads(void **state)
 	e2e_run_release(r);
 }
 
-static struct e2e_run run;
-
-static int setup(void **state)
-{
-	*state = &run;
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -74,5 +66,5 @@ int main(void)
 		fprintf(stderr, "skipped: userfaultfd WP_ASYNC + PAGEMAP_SCAN unavailable on this kernel\n");
 		return 77;
 	}
-	return cmocka_run_group_tests(tests, setup, e2e_group_teardown);
+	return cmocka_run_group_tests(tests, e2e_group_setup, e2e_group_teardown);
 }

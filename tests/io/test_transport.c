@@ -470,36 +470,64 @@ static void test_other_session(void **state)
 
 /* ---- dead and silent peers ----------------------------------------------- */
 
-/* A "receiver" that authenticates one channel and then never reads. */
-static void stalled_sender_case(enum sl_zc_mode mode)
+enum fake_end {
+	FAKE_CLOSE, /* close the channel right after the handshake */
+	FAKE_HOLD,  /* keep it open, reading nothing, until the parent closes hold[1] */
+	FAKE_RESET, /* read a little, then vanish with a RST */
+};
+
+/* A forked "receiver" that authenticates one channel and then ends it as
+ * `end` says; *url gets its address. FAKE_HOLD takes a pipe from the caller
+ * (the parent keeps hold[1] and closes it to release the child). */
+static pid_t fake_receiver(char *url, size_t url_len, enum fake_end end, const int hold[2])
 {
 	struct sl_url u;
 	struct sl_errbuf eb;
-	char url[128];
-	int lfd, pfd[2];
+	int lfd;
 	pid_t pid;
 
 	assert_int_equal(sl_url_parse("tcp:127.0.0.1:0", &u, &eb), 0);
 	lfd = sl_url_listen(&u, 4, &eb);
 	assert_true(lfd >= 0);
-	snprintf(url, sizeof(url), "tcp:127.0.0.1:%d", sl_url_bound_port(lfd));
-	assert_int_equal(pipe(pfd), 0);
+	snprintf(url, url_len, "tcp:127.0.0.1:%d", sl_url_bound_port(lfd));
 	pid = fork();
+	assert_true(pid >= 0);
 	if (pid == 0) {
 		struct sl_wire_hello h;
 		int fd = accept(lfd, NULL, NULL);
-		char c;
+		static char buf[65536];
 
 		if (fd < 0 || sl_hs_server_begin(fd, test_psk, sizeof(test_psk), 4096, &h, &eb) ||
 		    sl_hs_server_verdict(fd, 0, ""))
 			_exit(1);
-		/* Hold the connection open, reading nothing, until told. */
-		close(pfd[1]);
-		(void)!read(pfd[0], &c, 1);
+		if (end == FAKE_HOLD) {
+			close(hold[1]);
+			(void)!read(hold[0], buf, 1);
+		} else if (end == FAKE_RESET) {
+			struct linger lg = { 1, 0 };
+
+			(void)!read(fd, buf, sizeof(buf));
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		}
+		close(fd);
 		_exit(0);
 	}
-	close(pfd[0]);
+	if (end == FAKE_HOLD)
+		close(hold[0]);
 	close(lfd);
+	return pid;
+}
+
+/* A "receiver" that authenticates one channel and then never reads. */
+static void stalled_sender_case(enum sl_zc_mode mode)
+{
+	struct sl_errbuf eb;
+	char url[128];
+	int pfd[2];
+	pid_t pid;
+
+	assert_int_equal(pipe(pfd), 0);
+	pid = fake_receiver(url, sizeof(url), FAKE_HOLD, pfd);
 
 	size_t len = 64 << 20;
 	uint8_t *src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -570,29 +598,13 @@ static void test_silent_sender(void **state)
  * flight) is noticed by the non-blocking ACK poll, not by a hang later. */
 static void test_receiver_gone_seen_by_ack_poll(void **state)
 {
-	struct sl_url u;
 	struct sl_errbuf eb;
 	struct sl_ack ack;
 	char url[128];
-	int lfd;
 	pid_t pid;
 
 	(void)state;
-	assert_int_equal(sl_url_parse("tcp:127.0.0.1:0", &u, &eb), 0);
-	lfd = sl_url_listen(&u, 4, &eb);
-	snprintf(url, sizeof(url), "tcp:127.0.0.1:%d", sl_url_bound_port(lfd));
-	pid = fork();
-	if (pid == 0) {
-		struct sl_wire_hello h;
-		int fd = accept(lfd, NULL, NULL);
-
-		if (fd < 0 || sl_hs_server_begin(fd, test_psk, sizeof(test_psk), 4096, &h, &eb) ||
-		    sl_hs_server_verdict(fd, 0, ""))
-			_exit(1);
-		close(fd);
-		_exit(0);
-	}
-	close(lfd);
+	pid = fake_receiver(url, sizeof(url), FAKE_CLOSE, NULL);
 	struct sl_sender_config cfg = {
 		.size = sizeof(cfg), .url = url, .nchannels = 1, .psk = test_psk,
 		.psk_len = sizeof(test_psk), .zc = SL_ZC_OFF, .timeout_ms = 5000,
@@ -608,34 +620,12 @@ static void test_receiver_gone_seen_by_ack_poll(void **state)
 
 static void test_receiver_killed(void **state)
 {
-	struct sl_url u;
 	struct sl_errbuf eb;
 	char url[128];
-	int lfd;
 	pid_t pid;
 
 	(void)state;
-	assert_int_equal(sl_url_parse("tcp:127.0.0.1:0", &u, &eb), 0);
-	lfd = sl_url_listen(&u, 4, &eb);
-	snprintf(url, sizeof(url), "tcp:127.0.0.1:%d", sl_url_bound_port(lfd));
-	pid = fork();
-	if (pid == 0) {
-		struct sl_wire_hello h;
-		int fd = accept(lfd, NULL, NULL);
-		char buf[65536];
-
-		if (fd < 0 || sl_hs_server_begin(fd, test_psk, sizeof(test_psk), 4096, &h, &eb) ||
-		    sl_hs_server_verdict(fd, 0, ""))
-			_exit(1);
-		/* Read a little, then vanish (RST). */
-		(void)!read(fd, buf, sizeof(buf));
-		struct linger lg = { 1, 0 };
-
-		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		close(fd);
-		_exit(0);
-	}
-	close(lfd);
+	pid = fake_receiver(url, sizeof(url), FAKE_RESET, NULL);
 	size_t len = 64 << 20;
 	uint8_t *src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct sl_sender_config cfg = {
@@ -805,10 +795,9 @@ static void test_cancel(void **state)
 	};
 	struct canceller c = { 0 };
 	struct sl_errbuf eb;
-	struct sl_url u;
 	pthread_t th;
 	char url[128];
-	int lfd, pfd[2];
+	int pfd[2];
 	pid_t pid;
 
 	(void)state;
@@ -821,25 +810,8 @@ static void test_cancel(void **state)
 	pthread_join(th, NULL);
 	sl_receiver_free(&c.r);
 
-	assert_int_equal(sl_url_parse("tcp:127.0.0.1:0", &u, &eb), 0);
-	lfd = sl_url_listen(&u, 4, &eb);
-	snprintf(url, sizeof(url), "tcp:127.0.0.1:%d", sl_url_bound_port(lfd));
 	assert_int_equal(pipe(pfd), 0);
-	pid = fork();
-	if (pid == 0) {
-		struct sl_wire_hello h;
-		int fd = accept(lfd, NULL, NULL);
-		char ch;
-
-		if (fd < 0 || sl_hs_server_begin(fd, test_psk, sizeof(test_psk), 4096, &h, &eb) ||
-		    sl_hs_server_verdict(fd, 0, ""))
-			_exit(1);
-		close(pfd[1]);
-		(void)!read(pfd[0], &ch, 1);
-		_exit(0);
-	}
-	close(pfd[0]);
-	close(lfd);
+	pid = fake_receiver(url, sizeof(url), FAKE_HOLD, pfd);
 	size_t len = 64 << 20;
 	uint8_t *src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct sl_sender_config cfg = {
